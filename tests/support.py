@@ -1,0 +1,75 @@
+"""What every test file shares: the device, tolerances per dtype (stated here only), the
+backends to run, comparison against the torch oracle, and the no-native-ops dispatch check."""
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import torchconv_impl
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+# Ours vs torch on the same inputs, same dtype.
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-7, atol=1e-7),
+    torch.float32: dict(rtol=1e-4, atol=1e-4),
+    torch.bfloat16: dict(rtol=2e-2, atol=2e-2),  # compared with a float32 reference
+    torch.float16: dict(rtol=2e-3, atol=2e-3),  # compared with a float32 reference
+}
+
+# The reference backend runs everywhere; the Triton backend runs the full suite on a GPU.
+# (On CPU it is exercised in interpreter mode by its own small-shape tests.)
+BACKENDS = [
+    "reference",
+    pytest.param("triton", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="full Triton suite needs a GPU")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    with torchconv_impl.use_backend(request.param):
+        yield request.param
+
+
+def assert_close(actual, expected, dtype=None, msg=""):
+    dtype = dtype or expected.dtype
+    torch.testing.assert_close(actual.to(expected.dtype), expected, **TOLERANCES[dtype], msg=msg or None)
+
+
+def grads(output, inputs, grad_output):
+    """Gradients of ⟨output, grad_output⟩ w.r.t. each input that requires grad (None otherwise)."""
+    wanted = [t for t in inputs if t is not None and t.requires_grad]
+    found = iter(torch.autograd.grad(output, wanted, grad_output, allow_unused=True))
+    return [next(found) if t is not None and t.requires_grad else None for t in inputs]
+
+
+# aten ops the implementation must never dispatch: convolution, pooling, im2col/col2im and
+# the cuDNN/oneDNN/MIOpen kernels behind them ("convert" ops are fine).
+FORBIDDEN_OPS = re.compile(r"conv(?!ert)|pool|im2col|col2im|cudnn|mkldnn|miopen")
+
+
+class NoNativeOps(TorchDispatchMode):
+    """Records every aten op dispatched; ``forbidden`` lists those matching FORBIDDEN_OPS."""
+
+    def __init__(self):
+        super().__init__()
+        self.forbidden = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if FORBIDDEN_OPS.search(name):
+            self.forbidden.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def no_native_ops():
+    """``with no_native_ops(): ...`` fails the test if any forbidden aten op ran inside."""
+    mode = NoNativeOps()
+    with mode:
+        yield mode
+    assert not mode.forbidden, f"native conv/pool ops dispatched: {sorted(set(mode.forbidden))}"

@@ -1,0 +1,65 @@
+"""Shape arithmetic shared by every layer: one place that turns torch's argument forms
+(int, tuple, 'same', 'valid') into explicit per-dimension numbers, and checks them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+class ArgumentError(ValueError, RuntimeError):
+    """Bad arguments to a torchconv_impl layer.
+
+    A ValueError, and also a RuntimeError so that code written against torch, which raises
+    RuntimeError for the same inputs, keeps catching it.
+    """
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ArgumentError(message)
+
+
+def ntuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
+    """An int or a length-n sequence of ints, as a length-n tuple (torch's `_ntuple`)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * n
+    if isinstance(value, (tuple, list, torch.Size)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        if len(value) == 1:
+            return tuple(value) * n
+        check(len(value) == n, f"{op}: expected {name} to be an int or a tuple of {n} ints, got {tuple(value)}")
+        return tuple(value)
+    raise ArgumentError(f"{op}: expected {name} to be an int or a tuple of {n} ints, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything about a convolution but its tensors, per spatial dimension.
+
+    ``padding`` holds a (low, high) pair per dimension: 'same' with an even kernel pads one
+    more on the high side, as torch does. Hashable, so kernels can cache tuning per geometry.
+    """
+
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+
+    def output_size(self, input_size, kernel_size) -> tuple[int, ...]:
+        """Number of windows per dimension: ⌊(i + pad_lo + pad_hi − d·(k−1) − 1) / s⌋ + 1."""
+        return tuple(
+            (i + lo + hi - d * (k - 1) - 1) // s + 1
+            for i, (lo, hi), d, k, s in zip(input_size, self.padding, self.dilation, kernel_size, self.stride)
+        )
+
+
+def same_padding(kernel_size, dilation) -> tuple[tuple[int, int], ...]:
+    """torch's padding='same': total d·(k−1) per dimension, the odd one out on the high side."""
+    return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel_size, dilation))
+
+
+def prod(values) -> int:
+    return math.prod(values)

@@ -1,0 +1,115 @@
+"""Convolution and its adjoints as autograd Functions — where the backward formulas live.
+
+Three computations of the backend seam serve both layers:
+
+    forward       y  = x ⋆ W + b                 (correlation)
+    input-grad    dX = δ ⋆ᵀ W                   (transposed / "full" convolution, rotated W)
+    weight-grad   dW = x ⋆ δ,   db = Σ δ         (correlation of the input with δ)
+
+ConvTranspose is the adjoint of Conv: its forward is Conv's input-gradient, so its backward
+is Conv's forward (for dX) and the weight-gradient with input and δ swapped (for dW).
+Every backward calls these same Functions, so backward passes are differentiable again
+(double backward, gradgradcheck).
+"""
+from __future__ import annotations
+
+import torch
+from torch.autograd import Function
+
+from .. import backends
+from .._geometry import ConvGeometry
+
+
+def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(range(2, t.dim()))
+
+
+def _bias_grad(grad_output: torch.Tensor) -> torch.Tensor:
+    """db[o] = Σ_{n, p} δ[n, o, p]."""
+    return grad_output.sum((0, *_spatial_dims(grad_output)))
+
+
+def _memory_format_of(reference: torch.Tensor):
+    """channels_last(_3d) when ``reference`` is stored that way, as torch keeps it for its convs."""
+    if reference.dim() == 4 and not reference.is_contiguous() and reference.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    if reference.dim() == 5 and not reference.is_contiguous() and reference.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+class Convolution(Function):
+    """y = x ⋆ W + b.   Backward: dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, geometry: ConvGeometry, backend):
+        ctx.save_for_backward(input, weight)
+        ctx.geometry, ctx.backend = geometry, backend
+        output = backends.op(backend, "conv_forward")(input, weight, bias, geometry)
+        return output.contiguous(memory_format=_memory_format_of(input))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, weight = ctx.saved_tensors
+        geometry, backend = ctx.geometry, ctx.backend
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = ConvolutionTranspose.apply(grad_output, weight, None, geometry, input.shape[2:], backend)
+        if ctx.needs_input_grad[1]:
+            grad_weight = ConvolutionWeightGrad.apply(input, grad_output, geometry, weight.shape[2:], backend)
+        if ctx.needs_input_grad[2]:
+            grad_bias = _bias_grad(grad_output)
+        return grad_input, grad_weight, grad_bias, None, None
+
+
+class ConvolutionTranspose(Function):
+    """z = x ⋆ᵀ W + b (the adjoint of Convolution with the same geometry).
+
+    Backward: dX = δ ⋆ W (Convolution's forward),  dW = δ ⋆ x (the weight-gradient with the
+    roles of input and δ swapped),  db = Σδ.
+    """
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, geometry: ConvGeometry, output_size, backend):
+        ctx.save_for_backward(input, weight)
+        ctx.geometry, ctx.backend = geometry, backend
+        output = backends.op(backend, "conv_input_grad")(input, weight, tuple(output_size), bias, geometry)
+        return output.contiguous(memory_format=_memory_format_of(input))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, weight = ctx.saved_tensors
+        geometry, backend = ctx.geometry, ctx.backend
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = Convolution.apply(grad_output, weight, None, geometry, backend)
+        if ctx.needs_input_grad[1]:
+            grad_weight = ConvolutionWeightGrad.apply(grad_output, input, geometry, weight.shape[2:], backend)
+        if ctx.needs_input_grad[2]:
+            grad_bias = _bias_grad(grad_output)
+        return grad_input, grad_weight, grad_bias, None, None, None
+
+
+class ConvolutionWeightGrad(Function):
+    """dW = x ⋆ δ, as a function of (x, δ) so that it can be differentiated again.
+
+    dW is bilinear in x and δ; for an incoming gradient G (shaped like W):
+    d/dδ ⟨G, x ⋆ δ⟩ = x ⋆ G  (Convolution),   d/dx ⟨G, x ⋆ δ⟩ = δ ⋆ᵀ G  (ConvolutionTranspose).
+    """
+
+    @staticmethod
+    def forward(ctx, input, grad_output, geometry: ConvGeometry, kernel_size, backend):
+        ctx.save_for_backward(input, grad_output)
+        ctx.geometry, ctx.backend = geometry, backend
+        return backends.op(backend, "conv_weight_grad")(input, grad_output, tuple(kernel_size), geometry)
+
+    @staticmethod
+    def backward(ctx, grad_grad_weight):
+        input, grad_output = ctx.saved_tensors
+        geometry, backend = ctx.geometry, ctx.backend
+        grad_input = grad_grad_output = None
+        if ctx.needs_input_grad[0]:
+            grad_input = ConvolutionTranspose.apply(grad_output, grad_grad_weight, None, geometry, input.shape[2:], backend)
+        if ctx.needs_input_grad[1]:
+            grad_grad_output = Convolution.apply(input, grad_grad_weight, None, geometry, backend)
+        return grad_input, grad_grad_output, None, None, None

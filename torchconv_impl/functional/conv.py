@@ -1,0 +1,156 @@
+"""conv1d/2d/3d and conv_transpose1d/2d/3d with torch.nn.functional's signatures.
+
+All argument checking happens here, before any compute; the autograd Functions in
+``torchconv_impl.autograd.conv`` receive only valid, explicit geometry.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import backends
+from .._geometry import ConvGeometry, check, ntuple, same_padding
+from ..autograd.conv import Convolution, ConvolutionTranspose
+from ._checks import check_float, check_input_dim, check_same_dtype_device, non_negative, positive
+
+
+def _check_operands(input, weight, bias, nd: int, op: str) -> bool:
+    batched = check_input_dim(input, nd, op)
+    check(isinstance(weight, torch.Tensor), f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
+    check(
+        weight.dim() == nd + 2,
+        f"{op}: expected weight to be {nd + 2}-D (out_channels, in_channels/groups, *kernel_size), "
+        f"got {weight.dim()}-D weight of size {list(weight.shape)}",
+    )
+    check_float(input, "input", op)
+    check_same_dtype_device(op, input=input, weight=weight, bias=bias)
+    return batched
+
+
+def _check_bias(bias, out_channels: int, op: str) -> None:
+    if bias is not None:
+        check(
+            bias.dim() == 1 and bias.shape[0] == out_channels,
+            f"{op}: expected bias to be 1-D with {out_channels} elements (out_channels), got size {list(bias.shape)}",
+        )
+
+
+def _check_groups(groups, op: str) -> None:
+    check(isinstance(groups, int) and groups > 0, f"{op}: expected groups to be a positive int, got {groups!r}")
+
+
+def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, nd: int, op: str):
+    batched = _check_operands(input, weight, bias, nd, op)
+    stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
+    positive(stride, "stride", op)
+    positive(dilation, "dilation", op)
+    _check_groups(groups, op)
+    kernel_size = tuple(weight.shape[2:])
+    if isinstance(padding, str):
+        check(padding in ("same", "valid"), f"{op}: expected padding to be 'same', 'valid', an int or a tuple, got {padding!r}")
+        if padding == "same":
+            check(all(s == 1 for s in stride), f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
+            pads = same_padding(kernel_size, dilation)
+        else:
+            pads = ((0, 0),) * nd
+    else:
+        symmetric = ntuple(padding, nd, "padding", op)
+        non_negative(symmetric, "padding", op)
+        pads = tuple((p, p) for p in symmetric)
+    out_channels = weight.shape[0]
+    check(
+        out_channels % groups == 0,
+        f"{op}: expected weight.shape[0] (out_channels={out_channels}) to be divisible by groups={groups}",
+    )
+    channel_dim = 1 if batched else 0
+    check(
+        input.shape[channel_dim] == weight.shape[1] * groups,
+        f"{op}: expected input with {weight.shape[1] * groups} channels (weight.shape[1]={weight.shape[1]} × groups={groups}), "
+        f"got {input.shape[channel_dim]} channels in input of size {list(input.shape)}",
+    )
+    _check_bias(bias, out_channels, op)
+    spatial = input.shape[channel_dim + 1:]
+    padded = tuple(i + lo + hi for i, (lo, hi) in zip(spatial, pads))
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel_size, dilation))
+    check(
+        all(p >= e for p, e in zip(padded, extent)),
+        f"{op}: expected the padded input size {padded} to be at least the dilated kernel size {extent} in every dimension",
+    )
+    geometry = ConvGeometry(stride=stride, padding=pads, dilation=dilation, groups=groups)
+    x = input if batched else input.unsqueeze(0)
+    output = Convolution.apply(x, weight, bias, geometry, backends.resolve(x))
+    return output if batched else output.squeeze(0)
+
+
+def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, nd: int, op: str):
+    batched = _check_operands(input, weight, bias, nd, op)
+    stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
+    positive(stride, "stride", op)
+    positive(dilation, "dilation", op)
+    _check_groups(groups, op)
+    check(not isinstance(padding, str), f"{op}: expected padding to be an int or a tuple, got {padding!r}")
+    padding = ntuple(padding, nd, "padding", op)
+    output_padding = ntuple(output_padding, nd, "output_padding", op)
+    non_negative(padding, "padding", op)
+    non_negative(output_padding, "output_padding", op)
+    check(
+        all(op_ < s or op_ < d for op_, s, d in zip(output_padding, stride, dilation)),
+        f"{op}: expected output_padding to be smaller than either stride or dilation in every dimension, "
+        f"got output_padding={output_padding}, stride={stride}, dilation={dilation}",
+    )
+    in_channels = weight.shape[0]
+    check(
+        in_channels % groups == 0,
+        f"{op}: expected weight.shape[0] (in_channels={in_channels}) to be divisible by groups={groups}",
+    )
+    channel_dim = 1 if batched else 0
+    check(
+        input.shape[channel_dim] == in_channels,
+        f"{op}: expected input with {in_channels} channels (weight.shape[0]), "
+        f"got {input.shape[channel_dim]} channels in input of size {list(input.shape)}",
+    )
+    _check_bias(bias, weight.shape[1] * groups, op)
+    kernel_size = tuple(weight.shape[2:])
+    spatial = input.shape[channel_dim + 1:]
+    output_size = tuple(
+        (i - 1) * s - 2 * p + d * (k - 1) + op_ + 1
+        for i, s, p, d, k, op_ in zip(spatial, stride, padding, dilation, kernel_size, output_padding)
+    )
+    check(
+        all(o > 0 for o in output_size),
+        f"{op}: calculated output size {output_size} is too small for input size {tuple(spatial)} "
+        f"(stride={stride}, padding={padding}, dilation={dilation}, kernel_size={kernel_size})",
+    )
+    geometry = ConvGeometry(stride=stride, padding=tuple((p, p) for p in padding), dilation=dilation, groups=groups)
+    x = input if batched else input.unsqueeze(0)
+    output = ConvolutionTranspose.apply(x, weight, bias, geometry, output_size, backends.resolve(x))
+    return output if batched else output.squeeze(0)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-d correlation over (N, C, L) or (C, L); see ``torch.nn.functional.conv1d``."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, nd=1, op="conv1d")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d correlation over (N, C, H, W) or (C, H, W); see ``torch.nn.functional.conv2d``."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, nd=2, op="conv2d")
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-d correlation over (N, C, D, H, W) or (C, D, H, W); see ``torch.nn.functional.conv3d``."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, nd=3, op="conv3d")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Adjoint of conv1d; see ``torch.nn.functional.conv_transpose1d``."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nd=1, op="conv_transpose1d")
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Adjoint of conv2d; see ``torch.nn.functional.conv_transpose2d``."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nd=2, op="conv_transpose2d")
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Adjoint of conv3d; see ``torch.nn.functional.conv_transpose3d``."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nd=3, op="conv_transpose3d")

@@ -1,0 +1,1 @@
+"""Models built from torchconv_impl layers."""

@@ -1,0 +1,98 @@
+"""Conv1d/2d/3d and ConvTranspose1d/2d/3d: torch.nn's modules with our forward.
+
+Each class subclasses its torch.nn twin for the constructor, parameters, default
+initialisation, state_dict and repr — so code that checks ``isinstance(m, torch.nn.Conv2d)``
+(initialisers, torchvision) keeps working — and replaces only the computation:
+torch's ``_conv_forward`` (which calls the native convolution) is never reached.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import functional as F
+from .._geometry import check
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+class _ConvNd:
+    """Forward for Conv1d/2d/3d, with ``connection_table``: torch.nn has no such option.
+
+    ``connection_table`` is a boolean (out_channels × in_channels/groups) mask — LeNet-5's
+    "feature map selection": output map o sees input map c only where mask[o, c] is True.
+    The layer uses weight·mask, so masked weights are zero in the forward pass and receive a
+    zero gradient; they are also zeroed at construction. The mask is a buffer, saved in the
+    state_dict.
+    """
+
+    def __init__(self, *args, connection_table=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if connection_table is not None:
+            mask = torch.as_tensor(connection_table, dtype=torch.bool, device=self.weight.device)
+            check(
+                mask.shape == self.weight.shape[:2],
+                f"{type(self).__name__}: expected connection_table of shape {tuple(self.weight.shape[:2])} "
+                f"(out_channels, in_channels/groups), got {tuple(mask.shape)}",
+            )
+            self.register_buffer("connection_table", mask)
+            with torch.no_grad():
+                self.weight.mul_(self._mask())
+        else:
+            self.connection_table = None
+
+    def _mask(self):
+        return self.connection_table.view(*self.connection_table.shape, *(1,) * len(self.kernel_size)).to(self.weight.dtype)
+
+    def _conv_forward(self, input, weight, bias):
+        if self.connection_table is not None:
+            weight = weight * self._mask()
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            # reflect/replicate/circular: pad explicitly, then convolve without padding (as torch does).
+            input = nn.functional.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding = 0
+        return _CONV[len(self.kernel_size)](input, weight, bias, self.stride, padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        extra = super().extra_repr()
+        return extra + ", connection_table=True" if self.connection_table is not None else extra
+
+
+class Conv1d(_ConvNd, nn.Conv1d):
+    __doc__ = nn.Conv1d.__doc__
+
+
+class Conv2d(_ConvNd, nn.Conv2d):
+    __doc__ = nn.Conv2d.__doc__
+
+
+class Conv3d(_ConvNd, nn.Conv3d):
+    __doc__ = nn.Conv3d.__doc__
+
+
+class _ConvTransposeNd:
+    """Forward for ConvTranspose1d/2d/3d, with torch's ``output_size`` argument."""
+
+    def forward(self, input, output_size=None):
+        nd = len(self.kernel_size)
+        # torch's own shape arithmetic (and its errors) for output_size → output_padding.
+        output_padding = self._output_padding(
+            input, output_size, self.stride, self.padding, self.kernel_size, nd, self.dilation
+        )
+        return _CONV_TRANSPOSE[nd](
+            input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups, self.dilation
+        )
+
+
+class ConvTranspose1d(_ConvTransposeNd, nn.ConvTranspose1d):
+    __doc__ = nn.ConvTranspose1d.__doc__
+
+
+class ConvTranspose2d(_ConvTransposeNd, nn.ConvTranspose2d):
+    __doc__ = nn.ConvTranspose2d.__doc__
+
+
+class ConvTranspose3d(_ConvTransposeNd, nn.ConvTranspose3d):
+    __doc__ = nn.ConvTranspose3d.__doc__
