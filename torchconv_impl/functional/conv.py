@@ -154,3 +154,40 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Adjoint of conv3d; see ``torch.nn.functional.conv_transpose3d``."""
     return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nd=3, op="conv_transpose3d")
+
+
+def convolve(input, kernel, mode="full"):
+    """True N-d convolution (kernel flipped), with ``scipy.signal.convolve``'s semantics.
+
+    ``input`` and ``kernel`` are plain tensors with the same number of dimensions (1 to 3).
+    ``mode``: 'full' (size S + k − 1), 'valid' (size max − min + 1; needs one operand at least
+    as large as the other in every dimension) or 'same' (size S, centred on 'full', so an odd
+    surplus goes on the *low* side — the mirror image of torch's correlation 'same').
+    Differentiable in both arguments: it is ``Convolution`` applied to the flipped kernel.
+    """
+    op = "convolve"
+    check(isinstance(input, torch.Tensor) and isinstance(kernel, torch.Tensor), f"{op}: expected input and kernel to be Tensors")
+    check(mode in ("full", "valid", "same"), f"{op}: expected mode to be 'full', 'valid' or 'same', got {mode!r}")
+    check(
+        input.dim() == kernel.dim() and 1 <= input.dim() <= 3,
+        f"{op}: expected input and kernel with the same number of dimensions (1 to 3), got {input.dim()} and {kernel.dim()}",
+    )
+    check_float(input, "input", op)
+    check_same_dtype_device(op, input=input, kernel=kernel)
+    if mode == "valid":
+        if all(k >= i for i, k in zip(input.shape, kernel.shape)):
+            input, kernel = kernel, input  # convolution commutes; scipy swaps the same way
+        check(
+            all(i >= k for i, k in zip(input.shape, kernel.shape)),
+            f"{op}: mode='valid' needs one of input {list(input.shape)} and kernel {list(kernel.shape)} "
+            "to be at least as large as the other in every dimension",
+        )
+        padding = tuple((0, 0) for _ in kernel.shape)
+    elif mode == "full":
+        padding = tuple((k - 1, k - 1) for k in kernel.shape)
+    else:
+        padding = tuple((k - 1 - (k - 1) // 2, (k - 1) // 2) for k in kernel.shape)
+    nd = kernel.dim()
+    geometry = ConvGeometry(stride=(1,) * nd, padding=padding, dilation=(1,) * nd, groups=1)
+    x, w = input[None, None], kernel.flip(list(range(nd)))[None, None]
+    return Convolution.apply(x, w, None, geometry, backends.resolve(x))[0, 0]

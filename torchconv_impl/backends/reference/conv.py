@@ -96,5 +96,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     output_size = grad_output.shape[2:]
     cols = _columns(input, kernel_size, geometry, output_size)
     delta = grad_output.reshape(n, groups, out_channels // groups, -1)
-    grad = torch.einsum("ngop,ngkp->gok", delta, cols)
+    # One (O/G × P)·(P × C/G·K) product per sample and group, then the sum over the batch:
+    # faster on CPU than letting einsum permute both operands into a single contraction.
+    grad = torch.matmul(delta, cols.transpose(-1, -2)).sum(0)
     return grad.reshape(out_channels, input.shape[1] // groups, *kernel_size)
