@@ -1,1 +1,253 @@
-__all__ = []
+"""Reference pooling: every pooling computation of the backend seam, N-d, in plain tensor ops.
+
+Conventions shared by every backend (a Triton backend implements the same functions with the
+same signatures and results; the autograd Functions in ``torchconv_impl.autograd.pool`` call
+them through ``backends.op``):
+
+* tensors are batched, (N, C, *S) in and (N, C, *P) out (functional adds the batch dim), in
+  any memory layout; results may be in any layout (autograd restores torch's);
+* geometry arguments are tuples of ints, one per spatial dim; ``padding`` is symmetric;
+  all arguments have been checked by ``torchconv_impl.functional.pool``;
+* ``indices`` are int64, shaped like the pooled output, and hold — as torch's do — the flat
+  index into each input plane: for position (s₁, …, s_n) of S, Σ_d s_d · Π_{e>d} S_e;
+* float inputs everywhere; max pooling and unpooling also take integer inputs, avg pooling
+  int64 (integer results truncate, as torch's do). None of the integer cases needs a gradient.
+
+The seam::
+
+    pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode) -> P
+        shape arithmetic, shared (other backends import it rather than re-derive it)
+    max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode) -> (output, indices)
+        y[p] = max over the window; the index is torch's: the first maximum in window scan
+        order (row-major over kernel offsets), the last NaN if the window has one; padding
+        never wins (an all −inf window gives its first in-bounds element)
+    max_pool_backward(grad_output, indices, input_size) -> grad_input
+        dX = Σ_p δ[p] at indices[p]: scatter-ADD (overlapping windows may share an argmax)
+    max_unpool_forward(input, indices, output_size) -> output
+        z[indices[p]] = x[p] in a zero (N, C, *output_size): scatter (set)
+    max_unpool_backward(grad_output, indices) -> grad_input
+        dX[p] = δ[indices[p]]: gather — also the derivative of max_pool_backward w.r.t. δ
+    avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override) -> output
+        y[p] = Σ_window x_pad / divisor[p]
+    avg_pool_backward(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override) -> grad_input
+        dX = Σ_p δ[p] / divisor[p] spread over window p (the adjoint of avg_pool_forward)
+    adaptive_avg_pool_forward(input, output_size) -> output          y = x ×_d A_d
+    adaptive_avg_pool_backward(grad_output, input_size) -> grad_input   dX = δ ×_d A_dᵀ
+    adaptive_max_pool_forward(input, output_size) -> (output, indices)
+        as max_pool_forward over the adaptive windows; backward is max_pool_backward
+
+Adaptive windows, per dim (torch's): output i of O over an input of length L covers
+[⌊i·L/O⌋, ⌈(i+1)·L/O⌉). A_d is the (O × L) averaging matrix of those windows.
+"""
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from ..._geometry import ConvGeometry, prod
+from .conv import pad, windows
+
+__all__ = [
+    "pool_output_size",
+    "max_pool_forward",
+    "max_pool_backward",
+    "max_unpool_forward",
+    "max_unpool_backward",
+    "avg_pool_forward",
+    "avg_pool_backward",
+    "adaptive_avg_pool_forward",
+    "adaptive_avg_pool_backward",
+    "adaptive_max_pool_forward",
+]
+
+
+def pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[int, ...]:
+    """torch's window count per dim: ⌊(S + 2p − d(k−1) − 1 [+ s−1 if ceil]) / s⌋ + 1, where
+    ceil mode drops a last window that would start in the right padding."""
+    sizes = []
+    for i, k, s, p, d in zip(input_size, kernel_size, stride, padding, dilation):
+        size = (i + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (size - 1) * s >= i + p:
+            size -= 1
+        sizes.append(size)
+    return tuple(sizes)
+
+
+def _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size) -> ConvGeometry:
+    """The geometry that makes ``windows`` cut exactly ``output_size`` windows: the high side
+    is padded (ceil mode) or cropped (a tail no window reaches) to end with the last window."""
+    pads = tuple(
+        (p, (o - 1) * s + d * (k - 1) + 1 - i - p)
+        for i, k, s, p, d, o in zip(input_size, kernel_size, stride, padding, dilation, output_size)
+    )
+    return ConvGeometry(stride=tuple(stride), padding=pads, dilation=tuple(dilation), groups=1)
+
+
+def _lowest(dtype: torch.dtype):
+    return -float("inf") if dtype.is_floating_point else torch.iinfo(dtype).min
+
+
+def _flatten_windows(t: torch.Tensor, nd: int) -> torch.Tensor:
+    """(…, *P, *k) → (…, *P, K): one window per row."""
+    return t.reshape(*t.shape[: t.dim() - nd], -1)
+
+
+def _select_max(values: torch.Tensor, index: torch.Tensor):
+    """Max over the last dim of ``values`` (…, K) with torch's argmax, as (output, indices).
+
+    ``index`` (broadcastable to ``values``) is each element's flat input index, −1 for padding.
+    torch scans a window keeping the maximum by ``v > best or isnan(v)``: the first maximum
+    wins, but every NaN met replaces the best. So rank NaNs by position (the last wins) above
+    in-bounds maxima ranked by reverse position (the first wins); one argmax picks the winner.
+    """
+    values = torch.where(index >= 0, values, _lowest(values.dtype))
+    output = values.amax(-1)  # NaN-propagating
+    k = values.shape[-1]
+    position = torch.arange(k, device=values.device)
+    is_max = (values == output.unsqueeze(-1)) & (index >= 0)
+    rank = torch.where(values.isnan(), k + position, torch.where(is_max, k - position, 0))
+    winner = rank.argmax(-1, keepdim=True)
+    indices = index.expand(values.shape).gather(-1, winner).squeeze(-1)
+    return output, indices
+
+
+def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
+    """y[n, c, p] = max_j x_pad[n, c, p·s + j·d] over the window's in-bounds elements.
+
+    The windows of the input and of its flat positions (1-based, so that zero padding reads
+    as −1 after the shift) come from the same strided view.
+    """
+    nd, input_size = len(kernel_size), input.shape[2:]
+    output_size = pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode)
+    geometry = _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size)
+    positions = torch.arange(1, prod(input_size) + 1, device=input.device).view(1, 1, *input_size)
+    index = _flatten_windows(windows(positions, kernel_size, geometry), nd) - 1
+    return _select_max(_flatten_windows(windows(input, kernel_size, geometry), nd), index)
+
+
+def max_pool_backward(grad_output, indices, input_size):
+    """dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p] — δ routed to each window's argmax."""
+    n, c = grad_output.shape[:2]
+    grad_input = grad_output.new_zeros(n, c, prod(input_size))
+    grad_input.scatter_add_(2, indices.reshape(n, c, -1), grad_output.reshape(n, c, -1))
+    return grad_input.view(n, c, *input_size)
+
+
+def max_unpool_forward(input, indices, output_size):
+    """z[n, c, indices[n, c, p]] = x[n, c, p], zero elsewhere (a shared index keeps one value)."""
+    n, c = input.shape[:2]
+    output = input.new_zeros(n, c, prod(output_size))
+    output.scatter_(2, indices.reshape(n, c, -1), input.reshape(n, c, -1))
+    return output.view(n, c, *output_size)
+
+
+def max_unpool_backward(grad_output, indices):
+    """dX[n, c, p] = δ[n, c, indices[n, c, p]]."""
+    n, c = grad_output.shape[:2]
+    return grad_output.reshape(n, c, -1).gather(2, indices.reshape(n, c, -1)).view(indices.shape)
+
+
+def _avg_divisor(input_size, output_size, kernel_size, stride, padding, count_include_pad, divisor_override, like):
+    """torch's divisor per window: ``divisor_override``, else the window's size clipped to the
+    padded input (count_include_pad) or to the input. The clipped sizes are per-dim products,
+    so the divisor is the outer product of one vector per dim."""
+    if divisor_override is not None:
+        return divisor_override
+    divisor = torch.ones((), dtype=like.dtype, device=like.device)
+    for i, o, k, s, p in zip(input_size, output_size, kernel_size, stride, padding):
+        start = torch.arange(o, device=like.device) * s - p
+        end = torch.clamp(start + k, max=i + p)
+        count = end - start if count_include_pad else end.clamp(max=i) - start.clamp(min=0)
+        divisor = divisor.unsqueeze(-1) * count.to(like.dtype)
+    return divisor
+
+
+def _divide(total, divisor):
+    return total / divisor if total.is_floating_point() else torch.div(total, divisor, rounding_mode="trunc")
+
+
+def avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """y[n, c, p] = Σ_j x_pad[n, c, p·s + j] / divisor[p]: the sum of each zero-padded window."""
+    nd, input_size = len(kernel_size), input.shape[2:]
+    unit = (1,) * nd
+    output_size = pool_output_size(input_size, kernel_size, stride, padding, unit, ceil_mode)
+    geometry = _window_geometry(input_size, kernel_size, stride, padding, unit, output_size)
+    total = windows(input, kernel_size, geometry).sum(tuple(range(-nd, 0)))
+    divisor = _avg_divisor(input_size, output_size, kernel_size, stride, padding, count_include_pad, divisor_override, total)
+    return _divide(total, divisor)
+
+
+def avg_pool_backward(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override):
+    """dX_pad[n, c, p·s + j] += δ[n, c, p] / divisor[p] for every kernel offset j: each window
+    receives δ/divisor on all its elements (transposed windowing, one strided add per offset),
+    then the padding is cut away."""
+    output_size = grad_output.shape[2:]
+    share = grad_output / _avg_divisor(input_size, output_size, kernel_size, stride, padding, count_include_pad, divisor_override, grad_output)
+    extent = [(o - 1) * s + k for o, s, k in zip(output_size, stride, kernel_size)]
+    grad_padded = grad_output.new_zeros(*grad_output.shape[:2], *extent)
+    for offset in itertools.product(*(range(k) for k in kernel_size)):
+        grad_padded[(..., *(slice(j, j + (o - 1) * s + 1, s) for j, o, s in zip(offset, output_size, stride)))] += share
+    return pad(grad_padded, [(-p, i + p - e) for i, p, e in zip(input_size, padding, extent)])
+
+
+def _adaptive_bounds(input_length: int, output_length: int, device):
+    """torch's adaptive windows over one dim: [⌊i·L/O⌋, ⌈(i+1)·L/O⌉) for i < O."""
+    i = torch.arange(output_length, device=device)
+    return (i * input_length) // output_length, -((-(i + 1) * input_length) // output_length)
+
+
+def _averaging_matrix(input_length: int, output_length: int, like: torch.Tensor) -> torch.Tensor:
+    """A (O × L): A[i, l] = 1/|window i| for l in window i, else 0."""
+    start, end = _adaptive_bounds(input_length, output_length, like.device)
+    l = torch.arange(input_length, device=like.device)
+    inside = (l >= start.unsqueeze(1)) & (l < end.unsqueeze(1))
+    return inside.to(like.dtype) / (end - start).unsqueeze(1).to(like.dtype)
+
+
+def _apply_per_dim(t: torch.Tensor, matrices) -> torch.Tensor:
+    """t ×_d M_d for each spatial dim d: contracts dim 2+d of t with the columns of M_d."""
+    for d, m in enumerate(matrices):
+        t = torch.matmul(t.movedim(2 + d, -1), m.transpose(0, 1)).movedim(-1, 2 + d)
+    return t
+
+
+def adaptive_avg_pool_forward(input, output_size):
+    """y = x ×_d A_d: averaging is separable, one matrix product per spatial dim."""
+    return _apply_per_dim(input, [_averaging_matrix(i, o, input) for i, o in zip(input.shape[2:], output_size)])
+
+
+def adaptive_avg_pool_backward(grad_output, input_size):
+    """dX = δ ×_d A_dᵀ (the forward is linear; its adjoint transposes each A_d)."""
+    matrices = [_averaging_matrix(i, o, grad_output).transpose(0, 1) for i, o in zip(input_size, grad_output.shape[2:])]
+    return _apply_per_dim(grad_output, matrices)
+
+
+def adaptive_max_pool_forward(input, output_size):
+    """y[n, c, p] = max over adaptive window p, with max_pool_forward's index rule.
+
+    The windows differ in length, so they are gathered: per dim a table (O × K) of input
+    positions start + j, K the longest window, and positions past a window's end marked −1.
+    """
+    nd, input_size = len(output_size), input.shape[2:]
+    if prod(output_size) == 0:
+        empty = input.new_empty(*input.shape[:2], *output_size)
+        return empty, empty.long()
+    values, index = input, torch.zeros((), dtype=torch.long, device=input.device)
+    valid = torch.ones((), dtype=torch.bool, device=input.device)
+    for d, (length, o) in enumerate(zip(input_size, output_size)):
+        start, end = _adaptive_bounds(length, o, input.device)
+        # A window is shorter than L/O + 2: ⌈(i+1)·L/O⌉ − ⌊i·L/O⌋ < (i+1)·L/O + 1 − i·L/O + 1.
+        longest = length // o if length % o == 0 else length // o + 2
+        position = start.unsqueeze(1) + torch.arange(longest, device=input.device)
+        inside = position < end.unsqueeze(1)
+        position = position.clamp(max=length - 1)
+        # (O_1, K_1, …, O_d, K_d) ⊗ (O_{d+1}, K_{d+1}): the tables of later dims go last.
+        values = values.index_select(2 + 2 * d, position.flatten()).unflatten(2 + 2 * d, position.shape)
+        index = index.unsqueeze(-1).unsqueeze(-1) * length + position
+        valid = valid.unsqueeze(-1).unsqueeze(-1) & inside
+    # (…, O_1, K_1, …, O_n, K_n) → (…, O_1, …, O_n, K_1·…·K_n)
+    order = [2 * d for d in range(nd)] + [2 * d + 1 for d in range(nd)]
+    values = _flatten_windows(values.permute(0, 1, *(2 + i for i in order)), nd)
+    index = _flatten_windows(torch.where(valid, index, -1).permute(*order), nd)
+    return _select_max(values, index)
