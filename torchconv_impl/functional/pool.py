@@ -1,1 +1,285 @@
-__all__ = []
+"""Pooling with torch.nn.functional's signatures: max, max-unpool, avg, adaptive avg/max; 1/2/3-d.
+
+All argument checking happens here, before any compute, with torch's rules (what torch
+accepts, we accept; what it rejects, we reject with an ArgumentError naming the argument):
+stride None or [] means the kernel size; padding at most half the kernel (p ≤ k // 2, whatever
+the dilation); ceil mode never starts a window in the right padding; inputs are (N, C, *S) or
+unbatched (C, *S), a zero batch allowed but no empty channel/spatial dims (adaptive avg
+pooling allows zero channels). Max pooling and unpooling take float and integer inputs, avg
+pooling float and int64 (as torch's CPU kernels), adaptive pooling float.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import backends
+from .._geometry import check, ntuple, prod
+from ..autograd.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool, MaxUnpool
+from ..backends.reference.pool import pool_output_size
+from ._checks import check_float, check_input_dim, non_negative, positive
+
+
+def _check_input(input, nd: int, op: str, *, empty_channels: bool = False) -> bool:
+    """Batched or unbatched input with non-empty non-batch dims; returns whether batched."""
+    batched = check_input_dim(input, nd, op)
+    spatial = input.shape[-nd:]
+    channels = input.shape[-nd - 1]
+    check(
+        all(s > 0 for s in spatial) and (empty_channels or channels > 0),
+        f"{op}: expected input with non-zero {'spatial' if empty_channels else 'channel and spatial'} sizes "
+        f"(only the batch may be empty), got input of size {list(input.shape)}",
+    )
+    return batched
+
+
+def _check_real(input, op: str) -> None:
+    check(
+        input.is_floating_point() or not (input.is_complex() or input.dtype == torch.bool),
+        f"{op}: expected input to have a floating-point or integer dtype, got {input.dtype}",
+    )
+
+
+def _check_avg_dtype(input, op: str) -> None:
+    check(
+        input.is_floating_point() or input.dtype == torch.int64,
+        f"{op}: expected input to have a floating-point dtype or int64, got {input.dtype}",
+    )
+
+
+def _is_empty_sequence(value) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 0
+
+
+def _window(kernel_size, stride, padding, dilation, nd: int, op: str):
+    """Explicit (kernel_size, stride, padding, dilation) tuples; stride None or [] is the kernel."""
+    kernel_size = ntuple(kernel_size, nd, "kernel_size", op)
+    positive(kernel_size, "kernel_size", op)
+    if stride is None or _is_empty_sequence(stride):
+        stride = kernel_size
+    else:
+        stride = ntuple(stride, nd, "stride", op)
+        positive(stride, "stride", op)
+    padding = ntuple(padding, nd, "padding", op)
+    non_negative(padding, "padding", op)
+    check(
+        all(p <= k // 2 for p, k in zip(padding, kernel_size)),
+        f"{op}: expected padding to be at most half the kernel size (padding <= kernel_size // 2), "
+        f"got padding={padding}, kernel_size={kernel_size}",
+    )
+    dilation = ntuple(dilation, nd, "dilation", op)
+    positive(dilation, "dilation", op)
+    return kernel_size, stride, padding, dilation
+
+
+def _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op: str) -> tuple[int, ...]:
+    spatial = tuple(input.shape[-len(kernel_size):])
+    output_size = pool_output_size(spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    check(
+        all(o > 0 for o in output_size),
+        f"{op}: input of spatial size {spatial} is too small: calculated output size {output_size} "
+        f"(kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={bool(ceil_mode)})",
+    )
+    return output_size
+
+
+def _batch(input: torch.Tensor, batched: bool) -> torch.Tensor:
+    return input if batched else input.unsqueeze(0)
+
+
+def _unbatch(outputs, batched: bool):
+    return outputs if batched else tuple(t.squeeze(0) for t in outputs)
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, *, nd: int, op: str):
+    batched = _check_input(input, nd, op)
+    _check_real(input, op)
+    kernel_size, stride, padding, dilation = _window(kernel_size, stride, padding, dilation, nd, op)
+    _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op)
+    x = _batch(input, batched)
+    output, indices = _unbatch(MaxPool.apply(x, kernel_size, stride, padding, dilation, bool(ceil_mode), backends.resolve(x)), batched)
+    return (output, indices) if return_indices else output
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """1-d max pooling over (N, C, L) or (C, L); see ``torch.nn.functional.max_pool1d``."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd=1, op="max_pool1d")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-d max pooling over (N, C, H, W) or (C, H, W); see ``torch.nn.functional.max_pool2d``."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd=2, op="max_pool2d")
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """3-d max pooling over (N, C, D, H, W) or (C, D, H, W); see ``torch.nn.functional.max_pool3d``."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd=3, op="max_pool3d")
+
+
+def _unpool_size(input, kernel_size, stride, padding, output_size, nd: int, op: str) -> tuple[int, ...]:
+    """torch's rule: default (S−1)·s + k − 2p per dim; a given output_size (nd or nd+2 ints, the
+    last nd used) must lie strictly within one stride of it."""
+    kernel_size = ntuple(kernel_size, nd, "kernel_size", op)
+    stride = kernel_size if stride is None or _is_empty_sequence(stride) else ntuple(stride, nd, "stride", op)
+    padding = ntuple(padding, nd, "padding", op)
+    default = tuple((i - 1) * s + k - 2 * p for i, s, k, p in zip(input.shape[-nd:], stride, kernel_size, padding))
+    if output_size is None:
+        size = default
+    else:
+        check(
+            isinstance(output_size, (tuple, list, torch.Size))
+            and len(output_size) in (nd, nd + 2)
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in output_size),
+            f"{op}: expected output_size to be a sequence of {nd} or {nd + 2} ints, got {output_size!r}",
+        )
+        size = tuple(output_size)[-nd:]
+        check(
+            all(d - s < o < d + s for o, d, s in zip(size, default, stride)),
+            f"{op}: expected output_size {size} to be within one stride {stride} of the default size {default} "
+            f"(strictly between default − stride and default + stride)",
+        )
+    check(all(o >= 0 for o in size), f"{op}: expected a non-negative output size, got {size}")
+    return size
+
+
+def _max_unpool(input, indices, kernel_size, stride, padding, output_size, *, nd: int, op: str):
+    batched = _check_input(input, nd, op)
+    _check_real(input, op)
+    check(
+        isinstance(indices, torch.Tensor) and indices.dtype == torch.int64,
+        f"{op}: expected indices to be an int64 tensor, got {getattr(indices, 'dtype', type(indices).__name__)}",
+    )
+    check(
+        indices.shape == input.shape,
+        f"{op}: expected indices of the input's size {list(input.shape)}, got {list(indices.shape)}",
+    )
+    check(indices.device == input.device, f"{op}: expected indices on the input's device ({input.device}), got {indices.device}")
+    size = _unpool_size(input, kernel_size, stride, padding, output_size, nd, op)
+    if indices.numel():
+        low, high = int(indices.min()), int(indices.max())
+        check(
+            low >= 0 and high < prod(size),
+            f"{op}: expected indices in [0, {prod(size)}) (flat positions in an output plane of size {size}), "
+            f"got values in [{low}, {high}]",
+        )
+    x, idx = _batch(input, batched), _batch(indices, batched)
+    (output,) = _unbatch((MaxUnpool.apply(x, idx, size, backends.resolve(x)),), batched)
+    return output
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of max_pool1d; see ``torch.nn.functional.max_unpool1d``."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd=1, op="max_unpool1d")
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of max_pool2d; see ``torch.nn.functional.max_unpool2d``."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd=2, op="max_unpool2d")
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of max_pool3d; see ``torch.nn.functional.max_unpool3d``."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd=3, op="max_unpool3d")
+
+
+def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, *, nd: int, op: str):
+    batched = _check_input(input, nd, op)
+    _check_avg_dtype(input, op)
+    kernel_size, stride, padding, dilation = _window(kernel_size, stride, padding, 1, nd, op)
+    check(
+        divisor_override is None or (isinstance(divisor_override, int) and not isinstance(divisor_override, bool) and divisor_override != 0),
+        f"{op}: expected divisor_override to be None or a non-zero int, got {divisor_override!r}",
+    )
+    _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op)
+    x = _batch(input, batched)
+    output = AvgPool.apply(
+        x, kernel_size, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override, backends.resolve(x)
+    )
+    return output if batched else output.squeeze(0)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """1-d average pooling over (N, C, L) or (C, L); see ``torch.nn.functional.avg_pool1d``."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, nd=1, op="avg_pool1d")
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """2-d average pooling over (N, C, H, W) or (C, H, W); see ``torch.nn.functional.avg_pool2d``."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd=2, op="avg_pool2d")
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """3-d average pooling over (N, C, D, H, W) or (C, D, H, W); see ``torch.nn.functional.avg_pool3d``."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd=3, op="avg_pool3d")
+
+
+def _adaptive_size(input, output_size, nd: int, op: str) -> tuple[int, ...]:
+    """An int, or nd entries each an int or None (None: keep that input size)."""
+    if isinstance(output_size, int) and not isinstance(output_size, bool):
+        output_size = (output_size,) * nd
+    check(
+        isinstance(output_size, (tuple, list, torch.Size))
+        and len(output_size) == nd
+        and all(o is None or (isinstance(o, int) and not isinstance(o, bool)) for o in output_size),
+        f"{op}: expected output_size to be an int or a tuple of {nd} ints or Nones, got {output_size!r}",
+    )
+    size = tuple(i if o is None else o for o, i in zip(output_size, input.shape[-nd:]))
+    check(all(o >= 0 for o in size), f"{op}: expected output_size to be non-negative, got {size}")
+    return size
+
+
+def _adaptive_args(input, output_size, nd: int, op: str, *, empty_channels: bool):
+    """The checked, batched input, the explicit output size, and whether the input was batched."""
+    batched = _check_input(input, nd, op, empty_channels=empty_channels)
+    check_float(input, "input", op)
+    return _batch(input, batched), _adaptive_size(input, output_size, nd, op), batched
+
+
+def _adaptive_avg_pool(input, output_size, *, nd: int, op: str):
+    x, size, batched = _adaptive_args(input, output_size, nd, op, empty_channels=True)
+    output = AdaptiveAvgPool.apply(x, size, backends.resolve(x))
+    return output if batched else output.squeeze(0)
+
+
+def _adaptive_max_pool(input, output_size, return_indices, *, nd: int, op: str):
+    x, size, batched = _adaptive_args(input, output_size, nd, op, empty_channels=False)
+    output, indices = _unbatch(AdaptiveMaxPool.apply(x, size, backends.resolve(x)), batched)
+    return (output, indices) if return_indices else output
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """1-d adaptive average pooling; see ``torch.nn.functional.adaptive_avg_pool1d``."""
+    return _adaptive_avg_pool(input, output_size, nd=1, op="adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """2-d adaptive average pooling; see ``torch.nn.functional.adaptive_avg_pool2d``."""
+    return _adaptive_avg_pool(input, output_size, nd=2, op="adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """3-d adaptive average pooling; see ``torch.nn.functional.adaptive_avg_pool3d``."""
+    return _adaptive_avg_pool(input, output_size, nd=3, op="adaptive_avg_pool3d")
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """1-d adaptive max pooling; see ``torch.nn.functional.adaptive_max_pool1d``."""
+    return _adaptive_max_pool(input, output_size, return_indices, nd=1, op="adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """2-d adaptive max pooling; see ``torch.nn.functional.adaptive_max_pool2d``."""
+    return _adaptive_max_pool(input, output_size, return_indices, nd=2, op="adaptive_max_pool2d")
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """3-d adaptive max pooling; see ``torch.nn.functional.adaptive_max_pool3d``."""
+    return _adaptive_max_pool(input, output_size, return_indices, nd=3, op="adaptive_max_pool3d")
+
+
+__all__ = [
+    "max_pool1d", "max_pool2d", "max_pool3d",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+]  # fmt: skip
