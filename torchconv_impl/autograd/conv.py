@@ -29,12 +29,13 @@ def _bias_grad(grad_output: torch.Tensor) -> torch.Tensor:
     return grad_output.sum((0, *_spatial_dims(grad_output)))
 
 
-def _memory_format_of(reference: torch.Tensor):
-    """channels_last(_3d) when ``reference`` is stored that way, as torch keeps it for its convs."""
-    if reference.dim() == 4 and not reference.is_contiguous() and reference.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    if reference.dim() == 5 and not reference.is_contiguous() and reference.is_contiguous(memory_format=torch.channels_last_3d):
-        return torch.channels_last_3d
+def _memory_format_of(input: torch.Tensor, weight: torch.Tensor):
+    """channels_last(_3d) when the input or the weight is stored that way — torch's rule for its
+    own convolutions (and their gradients) — otherwise contiguous."""
+    for tensor in (input, weight):
+        for dims, memory_format in ((4, torch.channels_last), (5, torch.channels_last_3d)):
+            if tensor.dim() == dims and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=memory_format):
+                return memory_format
     return torch.contiguous_format
 
 
@@ -46,7 +47,7 @@ class Convolution(Function):
         ctx.save_for_backward(input, weight)
         ctx.geometry, ctx.backend = geometry, backend
         output = backends.op(backend, "conv_forward")(input, weight, bias, geometry)
-        return output.contiguous(memory_format=_memory_format_of(input))
+        return output.contiguous(memory_format=_memory_format_of(input, weight))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -74,7 +75,7 @@ class ConvolutionTranspose(Function):
         ctx.save_for_backward(input, weight)
         ctx.geometry, ctx.backend = geometry, backend
         output = backends.op(backend, "conv_input_grad")(input, weight, tuple(output_size), bias, geometry)
-        return output.contiguous(memory_format=_memory_format_of(input))
+        return output.contiguous(memory_format=_memory_format_of(input, weight))
 
     @staticmethod
     def backward(ctx, grad_output):

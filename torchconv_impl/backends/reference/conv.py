@@ -1,8 +1,13 @@
 """Reference convolution: the three core computations in plain tensor ops, N-d and grouped.
 
-Shapes: input x (N, C, *S), weight W (O, C/G, *k), output y (N, O, *P), with G groups.
-Every computation goes through ``windows`` — im2col as a strided *view* — and one batched
-matrix product, so it reads as the matrix form of the seeds: y = W·cols, dW = δ·colsᵀ.
+Shapes: input x (N, C, *S), weight W (O, C/G, *k), output y (N, O, *P), with G groups and
+K = ∏k kernel offsets. Forward and weight-gradient are one batched matrix product over the
+im2col matrix — the matrix form of the seeds: y = cols·Wᵀ, dW = δᵀ·cols — and the
+input-gradient is the forward applied to δ with the rotated kernel.
+
+Layout: cols is built channels-last, (G, N·P, K·C/G): every output position of every sample
+is one row, so each group is a single large GEMM however small the image, and the gather
+that builds it copies contiguous runs of channels.
 """
 from __future__ import annotations
 
@@ -22,41 +27,59 @@ def pad(x: torch.Tensor, padding) -> torch.Tensor:
 def windows(x: torch.Tensor, kernel_size, geometry: ConvGeometry) -> torch.Tensor:
     """im2col as a view: (N, C, *S) → (N, C, *P, *k), element [n, c, p, j] = x_pad[n, c, p·s + j·d].
 
-    ``Tensor.unfold`` cuts each padded dimension into windows of extent d·(k−1)+1 every s
-    elements; keeping every d-th element of a window applies the dilation. Nothing is copied
-    except the padding.
+    Nothing is copied except the padding.
     """
-    x = pad(x, geometry.padding)
-    for dim, (k, s, d) in enumerate(zip(kernel_size, geometry.stride, geometry.dilation)):
+    return _sliding(pad(x, geometry.padding), kernel_size, geometry.stride, geometry.dilation)
+
+
+def _sliding(x: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
+    """``Tensor.unfold`` cuts each spatial dimension into windows of extent d·(k−1)+1 every s
+    elements; keeping every d-th element of a window applies the dilation."""
+    for dim, (k, s, d) in enumerate(zip(kernel_size, stride, dilation)):
         x = x.unfold(2 + dim, d * (k - 1) + 1, s)[..., ::d]
     return x
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """The same (N, C, *S) tensor, stored with the channel dimension innermost."""
+    return x.movedim(1, -1).contiguous().movedim(-1, 1)
+
+
 def _columns(x: torch.Tensor, kernel_size, geometry: ConvGeometry, output_size) -> torch.Tensor:
-    """The im2col matrix per group, (N, G, C/G·K, P): rows (channel, kernel offset), columns positions."""
-    n, c = x.shape[:2]
-    nd = len(kernel_size)
-    cols = windows(x, kernel_size, geometry)
+    """The im2col matrix per group, (G, N·P, K·C/G): row (n, p) holds the window x_pad[n, :, p·s + j·d]."""
+    n, c, nd, groups = x.shape[0], x.shape[1], len(kernel_size), geometry.groups
+    cols = _sliding(_channels_last(pad(x, geometry.padding)), kernel_size, geometry.stride, geometry.dilation)
     cols = cols[(..., *(slice(0, p) for p in output_size), *(slice(None),) * nd)]
-    # (N, C, *P, *k) → (N, C, *k, *P): kernel offsets next to the channel, positions last.
-    cols = cols.permute(0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
-    return cols.reshape(n, geometry.groups, c // geometry.groups * prod(kernel_size), prod(output_size))
+    # (N, C, *P, *k) → (G, N, *P, *k, C/G)
+    cols = cols.reshape(n, groups, c // groups, *cols.shape[2:]).permute(1, 0, *range(3, 3 + 2 * nd), 2)
+    return cols.reshape(groups, n * prod(output_size), prod(kernel_size) * (c // groups))
+
+
+def _channels_last_rows(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """(N, G·Co, *P) → (G, N·P, Co): a feature map as one row per position, per group."""
+    rows = t.movedim(1, -1).reshape(-1, groups, t.shape[1] // groups)
+    return rows.transpose(0, 1)
 
 
 def conv_forward(input, weight, bias, geometry: ConvGeometry):
     """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
 
-    As a matrix product per group g: y_g = W_g · cols_g, with W_g (O/G, C/G·K).
+    As a matrix product per group g: y_g = cols_g · W_gᵀ (+ b_g), W_g as (O/G, K·C/G).
     """
     n, groups = input.shape[0], geometry.groups
-    kernel_size = weight.shape[2:]
+    out_channels, kernel_size = weight.shape[0], weight.shape[2:]
     output_size = geometry.output_size(input.shape[2:], kernel_size)
     cols = _columns(input, kernel_size, geometry, output_size)
-    w = weight.reshape(groups, weight.shape[0] // groups, -1)
-    out = torch.matmul(w, cols).reshape(n, weight.shape[0], *output_size)
-    if bias is not None:
-        out += bias.view(1, -1, *(1,) * len(output_size))
-    return out
+    # W (O, C/G, *k) → (G, K·C/G, O/G), rows ordered like the columns of cols.
+    w = weight.reshape(groups, out_channels // groups, weight.shape[1], -1).permute(0, 3, 2, 1)
+    w = w.reshape(groups, -1, out_channels // groups)
+    if bias is None:
+        out = torch.bmm(cols, w)
+    else:
+        out = torch.baddbmm(bias.view(groups, 1, -1), cols, w)
+    # (G, N·P, O/G) → (N, O, *P), stored channels-last; the Function picks the final layout.
+    out = out.reshape(groups, n, *output_size, -1).movedim(0, -2)
+    return out.reshape(n, *output_size, out_channels).movedim(-1, 1)
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
@@ -89,14 +112,12 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
 def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     """dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x_pad[n, c, p·s + j·d]: the input correlated with δ.
 
-    As a matrix product per group: dW_g = Σ_n δ_{n,g} · cols_{n,g}ᵀ (the seeds' ∂L/∂W = X·∂L/∂Y).
+    As a matrix product per group: dW_g = δ_gᵀ · cols_g (the seeds' ∂L/∂W = X·∂L/∂Y), the sum
+    over the batch and positions being the GEMM's reduction dimension.
     """
-    n, groups = input.shape[0], geometry.groups
-    out_channels = grad_output.shape[1]
-    output_size = grad_output.shape[2:]
-    cols = _columns(input, kernel_size, geometry, output_size)
-    delta = grad_output.reshape(n, groups, out_channels // groups, -1)
-    # One (O/G × P)·(P × C/G·K) product per sample and group, then the sum over the batch:
-    # faster on CPU than letting einsum permute both operands into a single contraction.
-    grad = torch.matmul(delta, cols.transpose(-1, -2)).sum(0)
-    return grad.reshape(out_channels, input.shape[1] // groups, *kernel_size)
+    groups, out_channels, in_per_group = geometry.groups, grad_output.shape[1], input.shape[1] // geometry.groups
+    cols = _columns(input, kernel_size, geometry, grad_output.shape[2:])
+    delta = _channels_last_rows(grad_output, groups)
+    grad = torch.bmm(delta.transpose(1, 2), cols)  # (G, O/G, K·C/G)
+    grad = grad.reshape(out_channels, *kernel_size, in_per_group).movedim(-1, 1)
+    return grad.contiguous()
