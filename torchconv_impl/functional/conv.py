@@ -13,13 +13,22 @@ from ..autograd.conv import Convolution, ConvolutionTranspose
 from ._checks import check_float, check_input_dim, check_same_dtype_device, non_negative, positive
 
 
-def _check_operands(input, weight, bias, nd: int, op: str) -> bool:
+def _check_operands(input, weight, bias, nd: int, op: str, weight_layout: str) -> bool:
     batched = check_input_dim(input, nd, op)
     check(isinstance(weight, torch.Tensor), f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
     check(
         weight.dim() == nd + 2,
-        f"{op}: expected weight to be {nd + 2}-D (out_channels, in_channels/groups, *kernel_size), "
+        f"{op}: expected weight to be {nd + 2}-D {weight_layout}, "
         f"got {weight.dim()}-D weight of size {list(weight.shape)}",
+    )
+    check(
+        all(k > 0 for k in weight.shape[2:]),
+        f"{op}: expected every kernel size (weight.shape[2:]) to be positive, got weight of size {list(weight.shape)}",
+    )
+    # As in torch: an empty input may be empty in its batch or channel dimension only.
+    check(
+        all(s > 0 for s in input.shape[-nd:]),
+        f"{op}: expected input with a non-zero size in every spatial dimension, got input of size {list(input.shape)}",
     )
     check_float(input, "input", op)
     check_same_dtype_device(op, input=input, weight=weight, bias=bias)
@@ -35,11 +44,14 @@ def _check_bias(bias, out_channels: int, op: str) -> None:
 
 
 def _check_groups(groups, op: str) -> None:
-    check(isinstance(groups, int) and groups > 0, f"{op}: expected groups to be a positive int, got {groups!r}")
+    check(
+        isinstance(groups, int) and not isinstance(groups, bool) and groups > 0,
+        f"{op}: expected groups to be a positive int, got {groups!r}",
+    )
 
 
 def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, nd: int, op: str):
-    batched = _check_operands(input, weight, bias, nd, op)
+    batched = _check_operands(input, weight, bias, nd, op, "(out_channels, in_channels/groups, *kernel_size)")
     stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
     positive(stride, "stride", op)
     positive(dilation, "dilation", op)
@@ -58,8 +70,8 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
         pads = tuple((p, p) for p in symmetric)
     out_channels = weight.shape[0]
     check(
-        out_channels % groups == 0,
-        f"{op}: expected weight.shape[0] (out_channels={out_channels}) to be divisible by groups={groups}",
+        out_channels >= groups and out_channels % groups == 0,
+        f"{op}: expected weight.shape[0] (out_channels={out_channels}) to be a positive multiple of groups={groups}",
     )
     channel_dim = 1 if batched else 0
     check(
@@ -82,7 +94,7 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
 
 
 def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, nd: int, op: str):
-    batched = _check_operands(input, weight, bias, nd, op)
+    batched = _check_operands(input, weight, bias, nd, op, "(in_channels, out_channels/groups, *kernel_size)")
     stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
     positive(stride, "stride", op)
     positive(dilation, "dilation", op)
@@ -99,8 +111,12 @@ def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_paddin
     )
     in_channels = weight.shape[0]
     check(
-        in_channels % groups == 0,
-        f"{op}: expected weight.shape[0] (in_channels={in_channels}) to be divisible by groups={groups}",
+        in_channels >= groups and in_channels % groups == 0,
+        f"{op}: expected weight.shape[0] (in_channels={in_channels}) to be a positive multiple of groups={groups}",
+    )
+    check(
+        weight.shape[1] > 0,
+        f"{op}: expected weight.shape[1] (out_channels/groups) to be positive, got weight of size {list(weight.shape)}",
     )
     channel_dim = 1 if batched else 0
     check(

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import functional as F
-from .._geometry import check
+from .._geometry import ArgumentError, check
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -27,8 +27,15 @@ class _ConvNd:
     state_dict.
     """
 
-    def __init__(self, *args, connection_table=None, **kwargs):
-        super().__init__(*args, **kwargs)
+    # torch's parameters spelled out (not *args) so that inspect.signature and help() show them.
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+        padding_mode="zeros", device=None, dtype=None, *, connection_table=None,
+    ):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups,
+            bias=bias, padding_mode=padding_mode, device=device, dtype=dtype,
+        )
         if connection_table is not None:
             mask = torch.as_tensor(connection_table, dtype=torch.bool, device=self.weight.device)
             check(
@@ -77,10 +84,14 @@ class _ConvTransposeNd:
 
     def forward(self, input, output_size=None):
         nd = len(self.kernel_size)
-        # torch's own shape arithmetic (and its errors) for output_size → output_padding.
-        output_padding = self._output_padding(
-            input, output_size, self.stride, self.padding, self.kernel_size, nd, self.dilation
-        )
+        # torch's own shape arithmetic for output_size → output_padding; its ValueError names
+        # output_size and the valid range, re-raised as our ArgumentError.
+        try:
+            output_padding = self._output_padding(
+                input, output_size, self.stride, self.padding, self.kernel_size, nd, self.dilation
+            )
+        except ValueError as error:
+            raise ArgumentError(f"{type(self).__name__}: {error}") from None
         return _CONV_TRANSPOSE[nd](
             input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups, self.dilation
         )
