@@ -1,0 +1,261 @@
+"""The Triton backend against torch: every convolution and pooling option at least once, through
+the public functional API under ``use_backend("triton")`` and by calling the kernels directly.
+
+Without a GPU this runs Triton's interpreter on CPU tensors (conftest sets TRITON_INTERPRET=1),
+which executes each program in numpy: shapes are tiny, but chosen so that channel counts and
+N·P are not multiples of the 16-wide interpreter blocks and several tiles are in play.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as TF
+
+pytest.importorskip("triton")
+
+import torchconv_impl  # noqa: E402
+import torchconv_impl.functional as F  # noqa: E402
+from support import DEVICE, assert_close, grads, no_native_ops  # noqa: E402
+from torchconv_impl._geometry import ArgumentError, ConvGeometry  # noqa: E402
+from torchconv_impl.backends import triton as triton_backend  # noqa: E402
+from torchconv_impl.triton_kernels import _common, conv as conv_kernels, pool as pool_kernels  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _triton_ieee(monkeypatch):
+    """Both sides in IEEE float32 (torch's convolution follows the same flag as ours)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    with torchconv_impl.use_backend("triton"):
+        yield
+
+
+def _leaf(shape, dtype, channels_last=False):
+    t = torch.randn(shape, dtype=dtype, device=DEVICE)
+    if channels_last:
+        t = t.to(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
+    return t.requires_grad_()
+
+
+def _check_against_torch(ours, theirs, inputs, dtype, reference_dtype=None):
+    """Output and the gradient of every input of ``ours(*inputs)`` vs ``theirs`` — in
+    ``reference_dtype`` (the inputs upcast) when given, for 16-bit dtypes."""
+    reference_dtype = reference_dtype or dtype
+    reference_inputs = [None if t is None else t.detach().to(reference_dtype).requires_grad_() for t in inputs]
+    expected = theirs(*reference_inputs)
+    with no_native_ops():
+        output = ours(*inputs)
+    grad_output = torch.randn_like(expected).to(dtype)
+    assert_close(output, expected, dtype)
+    expected_grads = grads(expected, reference_inputs, grad_output.to(reference_dtype))
+    with no_native_ops():
+        our_grads = grads(output, inputs, grad_output)
+    for name, ours_, theirs_ in zip("xwb", our_grads, expected_grads):
+        if theirs_ is not None:
+            assert_close(ours_, theirs_, dtype, msg=f"gradient of {name}")
+
+
+def conv_case(op, input_shape, weight_shape, bias=True, dtype=torch.float32, channels_last=False, **kwargs):
+    parts = [op, "x".join(map(str, input_shape)), "w" + "x".join(map(str, weight_shape)), str(dtype)[6:]]
+    parts += [f"{k}={v}" for k, v in kwargs.items()] + (["bias"] if bias else []) + (["channels_last"] if channels_last else [])
+    return pytest.param(op, input_shape, weight_shape, bias, dtype, channels_last, kwargs, id="-".join(parts))
+
+
+CONV_CASES = [
+    conv_case("conv1d", (2, 3, 11), (4, 3, 3), stride=2, padding=1),
+    conv_case("conv1d", (1, 3, 9), (2, 3, 4), False, torch.float64, padding="same", dilation=2),  # asymmetric padding
+    conv_case("conv2d", (2, 5, 6, 7), (3, 5, 3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2)),
+    conv_case("conv2d", (1, 4, 5, 6), (6, 2, 2, 3), False, torch.float64, padding="same", groups=2),
+    conv_case("conv2d", (2, 3, 5, 5), (6, 1, 3, 3), stride=2, padding=1, groups=3),  # depthwise, multiplier 2
+    conv_case("conv2d", (2, 17, 4, 5), (18, 17, 1, 1)),  # 1×1; C, O and N·P = 40 cut 16-wide blocks
+    conv_case("conv2d", (2, 3, 5, 6), (4, 3, 3, 3), channels_last=True, padding=1),
+    conv_case("conv2d", (2, 4, 5, 5), (5, 4, 3, 2), dtype=torch.float16, padding=(1, 0)),
+    conv_case("conv2d", (2, 4, 5, 5), (6, 2, 2, 3), dtype=torch.bfloat16, stride=2, groups=2),
+    conv_case("conv3d", (1, 2, 4, 5, 4), (3, 2, 2, 3, 2), stride=(1, 2, 1), padding=(1, 0, 1), dilation=(2, 1, 1)),
+    conv_case("conv3d", (1, 4, 3, 4, 3), (2, 2, 1, 2, 2), False, torch.float64, channels_last=True, groups=2),
+    conv_case("conv_transpose1d", (2, 4, 5), (4, 3, 3), stride=3, padding=1, output_padding=2),
+    conv_case("conv_transpose2d", (1, 4, 3, 4), (4, 2, 3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2),
+    conv_case("conv_transpose2d", (2, 3, 3, 3), (3, 2, 2, 3), False, torch.float64, stride=2, dilation=(2, 1), output_padding=1),
+    conv_case("conv_transpose2d", (1, 3, 4, 3), (3, 4, 3, 3), dtype=torch.float16, channels_last=True, stride=2, padding=1),
+    conv_case("conv_transpose3d", (1, 2, 2, 3, 2), (2, 3, 2, 2, 3), stride=(2, 1, 2), padding=(0, 1, 1), output_padding=(1, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("op, input_shape, weight_shape, bias, dtype, channels_last, kwargs", CONV_CASES)
+def test_conv_matches_torch(op, input_shape, weight_shape, bias, dtype, channels_last, kwargs):
+    half = dtype in (torch.float16, torch.bfloat16)
+    x = _leaf(input_shape, dtype, channels_last)
+    w = _leaf(weight_shape, dtype)
+    out_channels = weight_shape[1] * kwargs.get("groups", 1) if "transpose" in op else weight_shape[0]
+    b = _leaf((out_channels,), dtype) if bias else None
+    _check_against_torch(
+        lambda *t: getattr(F, op)(*t, **kwargs), lambda *t: getattr(TF, op)(*t, **kwargs), [x, w, b],
+        dtype, torch.float32 if half else None,
+    )
+
+
+# The kernels called directly: what the autograd Functions never ask of them.
+
+def _geometry(stride, padding, dilation, groups):
+    return ConvGeometry(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def test_conv_forward_kernel_fused_relu():
+    x, w, b = torch.randn(2, 4, 6, 5, device=DEVICE), torch.randn(6, 2, 3, 3, device=DEVICE), torch.randn(6, device=DEVICE)
+    output = conv_kernels.conv_forward(x, w, b, _geometry((1, 2), ((2, 1), (1, 1)), (1, 1), 2), activation="relu")
+    expected = TF.relu(TF.conv2d(TF.pad(x, (1, 1, 2, 1)), w, b, stride=(1, 2), groups=2))
+    assert (output == 0).any() and (output > 0).any()
+    assert_close(output, expected)
+
+
+def test_conv_input_grad_kernel_with_bias_matches_conv_transpose():
+    """δ ⋆ᵀ W + b for stride 2 and dilation 2 (gcd 2: half the stride phases meet no tap)."""
+    dy, w, b = torch.randn(2, 4, 3, 3, device=DEVICE), torch.randn(4, 3, 3, 2, device=DEVICE), torch.randn(3, device=DEVICE)
+    grad_input = conv_kernels.conv_input_grad(dy, w, (8, 7), b, _geometry((2, 2), ((1, 1), (0, 0)), (2, 2), 1))
+    expected = TF.conv_transpose2d(dy, w, b, stride=2, padding=(1, 0), output_padding=(1, 0), dilation=2)
+    assert_close(grad_input, expected)
+
+
+@pytest.mark.parametrize("split_k", [1, 3])
+def test_conv_weight_grad_kernel_split_k(split_k):
+    """Split-K partial sums (three chunks of the N·P = 2·5·4 = 40 reduction) equal one pass."""
+    x = torch.randn(2, 3, 9, 8, device=DEVICE, dtype=torch.float64)
+    dy = torch.randn(2, 4, 5, 4, device=DEVICE, dtype=torch.float64)
+    geometry = _geometry((2, 2), ((1, 1), (0, 0)), (1, 1), 1)
+    weight_grad = conv_kernels.conv_weight_grad(x, dy, (3, 2), geometry, split_k=split_k)
+    w = torch.zeros(4, 3, 3, 2, device=DEVICE, dtype=torch.float64, requires_grad=True)
+    expected, = torch.autograd.grad(TF.conv2d(x, w, stride=2, padding=(1, 0)), w, dy)
+    assert_close(weight_grad, expected)
+
+
+def test_int64_offsets_path(monkeypatch):
+    """The INT64 variant of every kernel (taken for tensors past 2**31 elements, too big to
+    test here) computes the same results."""
+    monkeypatch.setattr(conv_kernels, "needs_int64", lambda *tensors: True)
+    monkeypatch.setattr(pool_kernels, "needs_int64", lambda *tensors: True)
+    x, w = _leaf((1, 3, 5, 4), torch.float32), _leaf((2, 3, 2, 2), torch.float32)
+    cases = [
+        (lambda f, x, w: f.conv2d(x, w, stride=2, padding=1), [x, w]),
+        (lambda f, x: f.max_pool2d(x, 2, 1, 1), [x]),
+        (lambda f, x: f.avg_pool2d(x, 2, 1, 1), [x]),
+        (lambda f, x: f.adaptive_avg_pool2d(x, 3), [x]),
+    ]
+    for call, inputs in cases:
+        _check_against_torch(functools.partial(call, F), functools.partial(call, TF), inputs, torch.float32)
+
+
+def test_dot_precision_follows_torch_tf32_flag(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert _common.dot_precision(torch.float32) == "tf32"
+    assert _common.dot_precision(torch.float64) == _common.dot_precision(torch.float16) == "ieee"
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert _common.dot_precision(torch.float32) == "ieee"
+
+
+def test_cpu_tensors_need_the_interpreter(monkeypatch):
+    monkeypatch.setattr(triton_backend, "_INTERPRETED", False)
+    with pytest.raises(ArgumentError, match="TRITON_INTERPRET=1"):
+        F.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3))
+
+
+def test_missing_triton_is_a_clear_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)  # what `import triton` sees when it is absent
+    monkeypatch.delitem(sys.modules, "torchconv_impl.backends.triton")
+    with pytest.raises(ImportError, match="needs Triton"):
+        importlib.import_module("torchconv_impl.backends.triton")
+
+
+# Pooling through the functional API (max unpooling falls back to the reference backend).
+
+POOL_CASES = [
+    pytest.param((2, 3, 9), dict(kernel_size=3, stride=2, padding=1), torch.float32, False, id="1d"),
+    pytest.param((2, 17, 5, 6), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1), dilation=(1, 2), ceil_mode=True),
+                 torch.float64, False, id="2d-dilation-ceil-17ch"),
+    pytest.param((1, 4, 5, 7), dict(kernel_size=2, stride=2), torch.float32, True, id="2d-channels_last"),
+    pytest.param((1, 3, 4, 5), dict(kernel_size=3, stride=1, padding=1), torch.bfloat16, False, id="2d-bfloat16-overlapping"),
+    pytest.param((1, 2, 4, 5, 3), dict(kernel_size=(2, 3, 2), stride=(2, 1, 1), padding=(1, 1, 0)), torch.float64, True,
+                 id="3d-channels_last"),
+]
+
+
+@pytest.mark.parametrize("shape, kwargs, dtype, channels_last", POOL_CASES)
+def test_max_pool_matches_torch(shape, kwargs, dtype, channels_last):
+    x = _leaf(shape, dtype, channels_last)
+    x.data[0, 0].view(-1)[1] = float("nan")  # a NaN wins its windows, in value and index
+    x.data[-1, -1].view(-1)[:3] = -float("inf")
+    op = f"max_pool{len(shape) - 2}d"
+    expected, expected_indices = getattr(TF, op)(x, **kwargs, return_indices=True)
+    with no_native_ops():
+        output, indices = getattr(F, op)(x, **kwargs, return_indices=True)
+    torch.testing.assert_close(output, expected, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(indices, expected_indices)
+    grad_output = torch.randn_like(expected)
+    with no_native_ops():
+        grad_input, = grads(output, [x], grad_output)
+    assert_close(grad_input, *grads(expected, [x], grad_output))
+
+
+@pytest.mark.parametrize("count_include_pad, divisor_override", [(True, None), (False, None), (True, 3)])
+@pytest.mark.parametrize("shape, kwargs, dtype, channels_last", POOL_CASES)
+def test_avg_pool_matches_torch(shape, kwargs, dtype, channels_last, count_include_pad, divisor_override):
+    kwargs = {k: v for k, v in kwargs.items() if k != "dilation"} | dict(count_include_pad=count_include_pad)
+    op = f"avg_pool{len(shape) - 2}d"
+    if divisor_override is not None:
+        if op == "avg_pool1d":
+            pytest.skip("avg_pool1d has no divisor_override")
+        kwargs["divisor_override"] = divisor_override
+    x = _leaf(shape, dtype, channels_last)
+    _check_against_torch(lambda x: getattr(F, op)(x, **kwargs), lambda x: getattr(TF, op)(x, **kwargs), [x], dtype)
+
+
+ADAPTIVE_CASES = [((2, 3, 10), (4,)), ((1, 17, 7, 5), (3, 7)), ((1, 2, 3, 5, 4), (2, 2, 3))]
+
+
+@pytest.mark.parametrize("shape, output_size", ADAPTIVE_CASES)
+def test_adaptive_avg_pool_matches_torch(shape, output_size):
+    x = _leaf(shape, torch.float64)
+    op = f"adaptive_avg_pool{len(output_size)}d"
+    _check_against_torch(lambda x: getattr(F, op)(x, output_size), lambda x: getattr(TF, op)(x, output_size), [x], torch.float64)
+
+
+@pytest.mark.parametrize("shape, output_size", ADAPTIVE_CASES)
+def test_adaptive_max_pool_matches_torch(shape, output_size):
+    x = _leaf(shape, torch.float32)
+    op = f"adaptive_max_pool{len(output_size)}d"
+    expected, expected_indices = getattr(TF, op)(x, output_size, return_indices=True)
+    with no_native_ops():
+        output, indices = getattr(F, op)(x, output_size, return_indices=True)
+    assert_close(output, expected)
+    assert torch.equal(indices, expected_indices)
+    grad_output = torch.randn_like(expected)
+    with no_native_ops():
+        grad_input, = grads(output, [x], grad_output)
+    assert_close(grad_input, *grads(expected, [x], grad_output))
+
+
+def test_integer_pooling_falls_back_to_reference():
+    x = torch.randint(-50, 50, (1, 2, 5, 4), device=DEVICE)
+    output, indices = F.max_pool2d(x, 2, return_indices=True)
+    expected, expected_indices = TF.max_pool2d(x, 2, return_indices=True)
+    assert torch.equal(output, expected) and torch.equal(indices, expected_indices)
+
+
+def test_pool_kernels_direct():
+    x = torch.randn(2, 3, 6, 5, device=DEVICE)
+    output, indices = pool_kernels.window_max(x, (6, 3), (3, 3), (1, 2), (1, 1), (1, 1))
+    expected, expected_indices = TF.max_pool2d(x, 3, (1, 2), 1, return_indices=True)
+    assert_close(output, expected)
+    assert torch.equal(indices, expected_indices)
+    grad_output = torch.randn_like(expected)
+    leaf = x.clone().requires_grad_()
+    expected_grad, = torch.autograd.grad(TF.max_pool2d(leaf, 3, (1, 2), 1), leaf, grad_output)
+    assert_close(pool_kernels.max_pool_backward(grad_output, indices, (6, 5)), expected_grad)
+
+    average = pool_kernels.window_average(x, (4, 2))  # adaptive windows
+    assert_close(average, TF.adaptive_avg_pool2d(x, (4, 2)))
+    grad_output = torch.randn_like(average)
+    expected_grad, = torch.autograd.grad(TF.adaptive_avg_pool2d(leaf, (4, 2)), leaf, grad_output)
+    assert_close(pool_kernels.window_average_backward(grad_output, (6, 5)), expected_grad)

@@ -1,0 +1,100 @@
+"""The Triton backend: the seam's convolution and pooling operations as the kernels of
+``torchconv_impl.triton_kernels`` (their docstrings state each kernel's index mapping).
+
+Tensors must be on a CUDA device — or, with TRITON_INTERPRET=1 set before Triton is first
+imported, anywhere: Triton's interpreter then runs the same kernels on CPU tensors (slowly;
+that is how the tests run without a GPU). Integer pooling and the operations not defined here
+(max unpooling) are the reference backend's (``backends.op`` falls back).
+"""
+from __future__ import annotations
+
+try:
+    import triton  # noqa: F401
+except ImportError as error:
+    raise ImportError("the 'triton' backend needs Triton (pip install triton); use the 'reference' backend without it") from error
+
+from ..triton_kernels import conv as conv_kernels, pool as pool_kernels
+from ..triton_kernels._common import DOT_DTYPES, INTERPRET
+from .._geometry import ArgumentError, ConvGeometry, check
+from .reference import pool as reference_pool
+from .reference.pool import pool_output_size
+
+_INTERPRETED = bool(INTERPRET)
+
+
+def _check_tensors(op: str, *tensors) -> None:
+    """Kernels need CUDA tensors (CPU ones only under the interpreter) of a dtype tl.dot takes."""
+    for t in tensors:
+        if t is None:
+            continue
+        if not (t.is_cuda or _INTERPRETED):
+            raise ArgumentError(
+                f"triton backend ({op}): got a tensor on {t.device}; Triton kernels run on CUDA tensors, or on CPU ones "
+                "only in Triton's interpreter (set TRITON_INTERPRET=1 before importing triton). "
+                "For CPU tensors use the 'reference' backend."
+            )
+        check(t.dtype in DOT_DTYPES, f"triton backend ({op}): expected a dtype in {DOT_DTYPES}, got {t.dtype}")
+
+
+def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
+    """y = x ⋆ W + b, optionally with ReLU fused in the epilogue (``activation="relu"``)."""
+    check(activation in (None, "relu"), f"conv_forward: expected activation to be None or 'relu', got {activation!r}")
+    _check_tensors("conv_forward", input, weight, bias)
+    return conv_kernels.conv_forward(input, weight, bias, geometry, activation)
+
+
+def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
+    """dX = δ ⋆ᵀ W (+ b): the transposed convolution, stride-phase by stride-phase."""
+    _check_tensors("conv_input_grad", grad_output, weight, bias)
+    return conv_kernels.conv_input_grad(grad_output, weight, tuple(input_size), bias, geometry)
+
+
+def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
+    """dW = x ⋆ δ: implicit GEMM reducing over N·P, split-K."""
+    _check_tensors("conv_weight_grad", input, grad_output)
+    return conv_kernels.conv_weight_grad(input, grad_output, tuple(kernel_size), geometry)
+
+
+def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
+    if not input.is_floating_point():
+        return reference_pool.max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode)
+    _check_tensors("max_pool_forward", input)
+    output_size = pool_output_size(input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return pool_kernels.window_max(input, output_size, kernel_size, stride, padding, dilation)
+
+
+def max_pool_backward(grad_output, indices, input_size):
+    _check_tensors("max_pool_backward", grad_output)
+    return pool_kernels.max_pool_backward(grad_output, indices, tuple(input_size))
+
+
+def avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    if not input.is_floating_point():
+        return reference_pool.avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    _check_tensors("avg_pool_forward", input)
+    output_size = pool_output_size(input.shape[2:], kernel_size, stride, padding, (1,) * len(kernel_size), ceil_mode)
+    return pool_kernels.window_average(input, output_size, kernel_size, stride, padding, count_include_pad, divisor_override)
+
+
+def avg_pool_backward(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override):
+    _check_tensors("avg_pool_backward", grad_output)
+    return pool_kernels.window_average_backward(
+        grad_output, tuple(input_size), kernel_size, stride, padding, count_include_pad, divisor_override
+    )
+
+
+def adaptive_max_pool_forward(input, output_size):
+    if not input.is_floating_point():
+        return reference_pool.adaptive_max_pool_forward(input, output_size)
+    _check_tensors("adaptive_max_pool_forward", input)
+    return pool_kernels.window_max(input, tuple(output_size))
+
+
+def adaptive_avg_pool_forward(input, output_size):
+    _check_tensors("adaptive_avg_pool_forward", input)
+    return pool_kernels.window_average(input, tuple(output_size))
+
+
+def adaptive_avg_pool_backward(grad_output, input_size):
+    _check_tensors("adaptive_avg_pool_backward", grad_output)
+    return pool_kernels.window_average_backward(grad_output, tuple(input_size))

@@ -1,0 +1,107 @@
+"""What every kernel family shares: configs (autotuned on a GPU, one under the interpreter),
+index blocks that switch to int64 for big tensors, the dot with torch's precision rules, and
+the launch helpers (dtype constants, output layout, device guard)."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+import triton.language as tl
+
+# Read once, when the kernels are decorated (Triton reads it then too). Under the interpreter
+# the kernels run on CPU tensors, program by program in numpy: one small config, no tuning.
+INTERPRET = tl.constexpr(bool(triton.knobs.runtime.interpret))  # a constexpr: kernels read it too
+
+ACCUMULATOR = {torch.float64: tl.float64}  # everything else accumulates in float32
+DOT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def configs(space, names=("BLOCK_M", "BLOCK_N", "BLOCK_K")):
+    """A ``triton.Config`` per (*block sizes named by ``names``, num_warps, num_stages) of ``space``.
+
+    Under the interpreter a single config with 16-wide blocks (tl.dot's minimum): no tuning.
+    """
+    if INTERPRET:
+        return [triton.Config(dict.fromkeys(names, 16), num_warps=1, num_stages=1)]
+    return [
+        triton.Config(dict(zip(names, blocks)), num_warps=warps, num_stages=stages)
+        for *blocks, warps, stages in space
+    ]
+
+
+def accumulator(dtype: torch.dtype):
+    return ACCUMULATOR.get(dtype, tl.float32)
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """TF32 for float32 only where torch's own convolution would use it (cudnn.allow_tf32)."""
+    return "tf32" if dtype == torch.float32 and torch.backends.cudnn.allow_tf32 else "ieee"
+
+
+def needs_int64(*tensors) -> bool:
+    """Whether an element offset into any of ``tensors`` (strided: its largest one) can pass int32."""
+    return any(
+        t is not None and sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())) >= 2**31 - 1
+        for t in tensors
+    )
+
+
+def device_guard(tensor: torch.Tensor):
+    """Kernels launch on the current CUDA device: make it ``tensor``'s."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
+def empty_like_layout(shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
+    """A new (N, C, *S) tensor stored like ``like``: channels-last when ``like`` is, else contiguous.
+
+    The autograd Functions return outputs in the input's memory format; allocating that way
+    here spares them a copy.
+    """
+    dtype = dtype or like.dtype
+    channels_last = like.dim() > 2 and like.stride(1) == 1 and like.shape[1] > 1 and not like.is_contiguous()
+    if not channels_last:
+        return torch.empty(shape, dtype=dtype, device=like.device)
+    order = (0, *range(2, len(shape)), 1)  # storage order, outermost first
+    stored = torch.empty([shape[d] for d in order], dtype=dtype, device=like.device)
+    return stored.permute(*(order.index(d) for d in range(len(shape))))
+
+
+def as_3d(tensor: torch.Tensor) -> torch.Tensor:
+    """(N, C, *S) with 1 to 3 spatial dims as a (N, C, D, H, W) view: unit dims in front."""
+    while tensor.dim() < 5:
+        tensor = tensor.unsqueeze(2)
+    return tensor
+
+
+def pad_front(values, fill, nd: int = 3) -> tuple:
+    """Per-dimension parameters for ``as_3d`` views: ``fill`` for the added unit dims."""
+    values = tuple(values)
+    return (fill,) * (nd - len(values)) + values
+
+
+@triton.jit
+def block(pid, BLOCK: tl.constexpr, INT64: tl.constexpr):
+    """Indices pid·BLOCK … pid·BLOCK + BLOCK − 1, computed in int64 when INT64."""
+    if INT64:
+        pid = pid.to(tl.int64)
+    return pid * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
+def unflatten(index, D, H, W):
+    """Row-major index over (·, D, H, W) → (outer, d, h, w)."""
+    w = index % W
+    index = index // W
+    h = index % H
+    index = index // H
+    return index // D, index % D, h, w
+
+
+@triton.jit
+def mma(a, b, acc, PRECISION: tl.constexpr):
+    """acc + a·b. bfloat16 goes through float32 under the interpreter, whose numpy dot would
+    read bfloat16's raw bits as integers (exact: a bfloat16 product fits float32)."""
+    if INTERPRET and a.dtype == tl.bfloat16:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    return tl.dot(a, b, acc, input_precision=PRECISION)

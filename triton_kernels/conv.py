@@ -1,0 +1,350 @@
+"""Convolution as implicit GEMM: forward, input-gradient (transposed convolution), weight-gradient.
+
+Every kernel works on three spatial dims (D, H, W); 1-d and 2-d tensors arrive as views with
+unit dims in front (``as_3d``, no copies), for which Triton's specialisation on the value 1
+removes the extra arithmetic. Every tensor is addressed through its own strides (NCHW,
+channels-last and other views alike), never an im2col buffer: each kernel computes, per tile,
+the input addresses its GEMM operand would hold. Per group g of G, with C_G = C/G input and
+O_G = O/G output channels, taps j = (jd, jh, jw) over the kernel, s stride, d dilation, lo the
+low padding, all per dimension:
+
+forward      y[n, o, p] = Σ_{c, j} x[n, c, p·s − lo + j·d] · W[o, c, j] + b[o]
+    GEMM rows (n, p) (M = N·P), columns o (O_G), reduction (j, c). Program (r, t, g) computes
+    rows r·BLOCK_M… × output channels g·O_G + t·BLOCK_N…. One loop walks (tap, channel block):
+    for tap j, row (n, p) reads input position i = p·s − lo + j·d (outside [0, I): padding,
+    masked to 0), and the channel block is A[(n, p), c] = x[n, g·C_G + c, i], B[c, o] = W[o, c, j].
+    Epilogue: + b[o], optional ReLU, store in y's dtype.
+
+input-grad   dX[n, c, i] = Σ_{o, j : i + lo − j·d = p·s, 0 ≤ p < P} δ[n, o, p] · W[o, c, j]
+    The transposed ("full") convolution of the notes, without the zero-inserted δ: positions
+    are split into stride phases ρ = (i + lo) mod s, and a phase meets only the taps with
+    j·d ≡ ρ (mod s), i.e. j = j₀(ρ), j₀ + s/gcd(s, d), …; every other tap would read an
+    inserted zero. Program (ρ·R + r, t, g) computes phase ρ's rows r·BLOCK_M… (n, q) with
+    i = i₀(ρ) + q·s, × input channels g·C_G + t·BLOCK_N…; its loop walks (phase tap, block of
+    O_G): A[(n, q), o] = δ[n, g·O_G + o, (i + lo − j·d)/s] (exact division; outside [0, P)
+    masked), B[o, c] = W[g·O_G + o, c, j]. The 180° rotation of W is the minus sign on j·d.
+    Epilogue: + b[c] (ConvTranspose's bias), store.
+
+weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
+    GEMM per (group, tap): rows o, columns c, reduction over the N·P pairs (n, p). Program
+    (tap·T + t, k, g) computes rows g·O_G + …BLOCK_M × columns …BLOCK_N of tap j over
+    split k's chunk of (n, p) (split-K: CHUNK pairs each), in an fp32 (float64: fp64)
+    accumulator. With one split it stores dW directly; with more, each split stores its partial
+    sum in a (split, O, C_G, taps) buffer summed afterwards — deterministic, unlike atomics.
+
+Accumulation is in float32 (float64 for float64 inputs); float32 dots use TF32 only where
+``torch.backends.cudnn.allow_tf32`` would let torch's convolution do so. Offsets are int64
+when a tensor can hold offsets past int32 (``INT64``).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    accumulator, as_3d, block, configs, device_guard, dot_precision, empty_like_layout, mma,
+    needs_int64, pad_front, unflatten,
+)
+
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages): H100-sized tiles, smaller ones for
+# thin layers (few channels or positions); tuned once per problem shape (``key``).
+_GEMM_SPACE = [
+    (128, 128, 32, 8, 3),
+    (128, 128, 64, 8, 3),
+    (128, 64, 32, 4, 4),
+    (64, 128, 32, 4, 4),
+    (64, 64, 32, 4, 4),
+    (128, 32, 32, 4, 4),
+    (64, 32, 32, 2, 5),
+    (32, 32, 16, 2, 5),
+]
+_CONFIGS = configs(_GEMM_SPACE)
+# Split-K chunks are whole multiples of every config's BLOCK_K.
+_K_ALIGN = max(config.kwargs["BLOCK_K"] for config in _CONFIGS)
+
+
+@triton.jit
+def _epilogue(acc, out_rows, channels, stride_c, row_mask, channel_mask, bias, HAS_BIAS: tl.constexpr,
+              ACTIVATION: tl.constexpr):
+    """out[row, channel] = activation(acc + bias[channel]) in the output's dtype."""
+    if HAS_BIAS:
+        acc += tl.load(bias + channels, mask=channel_mask, other=0.0).to(acc.dtype)[None, :]
+    if ACTIVATION == "relu":
+        acc = tl.maximum(acc, 0.0)
+    tl.store(out_rows[:, None] + channels[None, :] * stride_c, acc.to(out_rows.dtype.element_ty),
+             mask=row_mask[:, None] & channel_mask[None, :])
+
+
+@triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc"])
+@triton.jit
+def conv_forward_kernel(
+    x, w, bias, y,
+    M, C_G, O_G,
+    ID, IH, IW, PD, PH, PW, KD, KH, KW,
+    SD, SH, SW, LD, LH, LW, DD, DH, DW,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
+    stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
+    INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    rows = block(tl.program_id(0), BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
+    outs = block(tl.program_id(1), BLOCK_N, INT64)  # output channels within the group
+    g = tl.program_id(2)
+    if INT64:
+        g = g.to(tl.int64)
+    row_mask = rows < M
+    out_mask = outs < O_G
+    n, pd, ph, pw = unflatten(rows, PD, PH, PW)
+    x_rows = x + n * stride_xn + g * C_G * stride_xc
+    w_cols = w + (g * O_G + outs) * stride_wo
+    channel_blocks = tl.cdiv(C_G, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
+    # One loop over (tap, channel block), not two nested ones: software pipelining
+    # (num_stages) then runs across taps too, which matters when C_G fits in one block.
+    for step in range(KD * KH * KW * channel_blocks):
+        _, kd, kh, kw = unflatten(step // channel_blocks, KD, KH, KW)
+        id_ = pd * SD - LD + kd * DD
+        ih = ph * SH - LH + kh * DH
+        iw = pw * SW - LW + kw * DW
+        inside = row_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
+        channels = block(step % channel_blocks, BLOCK_K, INT64)
+        channel_mask = channels < C_G
+        a = tl.load(x_rows[:, None] + (id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
+                    + channels[None, :] * stride_xc, mask=inside[:, None] & channel_mask[None, :], other=0.0)
+        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww)
+                    + channels[:, None] * stride_wc, mask=channel_mask[:, None] & out_mask[None, :], other=0.0)
+        acc = mma(a, b, acc, PRECISION)
+    y_rows = y + n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw
+    _epilogue(acc, y_rows, g * O_G + outs, stride_yc, row_mask, out_mask, bias, HAS_BIAS, ACTIVATION)
+
+
+@triton.jit
+def _phase_taps(rho, K, S, DIL, STEP):
+    """Taps j < K with j·d ≡ ρ (mod s): the first, j₀ (< STEP = s/gcd(s, d) if any), and how
+    many of j₀, j₀ + STEP, … there are (0 when none)."""
+    first = K
+    for j in range(STEP):
+        first = tl.minimum(first, tl.where(((j * DIL - rho) % S == 0) & (j < K), j, K))
+    return first, (K - first + STEP - 1) // STEP
+
+
+@triton.jit
+def _first_position(rho, LO, S):
+    """The smallest i ≥ 0 with (i + lo) mod s = ρ. (``%`` truncates like C: made non-negative.)"""
+    return ((rho - LO) % S + S) % S
+
+
+@triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc"])
+@triton.jit
+def conv_input_grad_kernel(
+    dy, w, bias, dx,
+    M, C_G, O_G,
+    ID, IH, IW, PD, PH, PW, KD, KH, KW,
+    SD, SH, SW, LD, LH, LW, DD, DH, DW,
+    TD, TH, TW,
+    stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
+    stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    HAS_BIAS: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    # M rows per phase: (n, qd, qh, qw) over ⌈I/s⌉ per dim; T* = s/gcd(s, d), the tap step.
+    row_blocks = tl.cdiv(M, BLOCK_M)
+    _, rd, rh, rw = unflatten(tl.program_id(0) // row_blocks, SD, SH, SW)  # the phase ρ
+    rows = block(tl.program_id(0) % row_blocks, BLOCK_M, INT64)
+    chans = block(tl.program_id(1), BLOCK_N, INT64)  # input channels within the group
+    g = tl.program_id(2)
+    if INT64:
+        g = g.to(tl.int64)
+    n, qd, qh, qw = unflatten(rows, tl.cdiv(ID, SD), tl.cdiv(IH, SH), tl.cdiv(IW, SW))
+    id_ = _first_position(rd, LD, SD) + qd * SD
+    ih = _first_position(rh, LH, SH) + qh * SH
+    iw = _first_position(rw, LW, SW) + qw * SW
+    row_mask = (rows < M) & (id_ < ID) & (ih < IH) & (iw < IW)
+    chan_mask = chans < C_G
+    jd, nd = _phase_taps(rd, KD, SD, DD, TD)
+    jh, nh = _phase_taps(rh, KH, SH, DH, TH)
+    jw, nw = _phase_taps(rw, KW, SW, DW, TW)
+    dy_rows = dy + n * stride_dn + g * O_G * stride_dc
+    w_cols = w + g * O_G * stride_wo + chans * stride_wc
+    out_blocks = tl.cdiv(O_G, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
+    for step in range(nd * nh * nw * out_blocks):
+        _, td, th, tw = unflatten(step // out_blocks, nd, nh, nw)
+        kd = jd + td * TD
+        kh = jh + th * TH
+        kw = jw + tw * TW
+        # p·s = i + lo − j·d exactly (the phase picked the taps); negative: before the start.
+        ed = id_ + LD - kd * DD
+        eh = ih + LH - kh * DH
+        ew = iw + LW - kw * DW
+        pd, ph, pw = ed // SD, eh // SH, ew // SW
+        inside = row_mask & (ed >= 0) & (pd < PD) & (eh >= 0) & (ph < PH) & (ew >= 0) & (pw < PW)
+        outs = block(step % out_blocks, BLOCK_K, INT64)
+        out_mask = outs < O_G
+        a = tl.load(dy_rows[:, None] + (pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
+                    + outs[None, :] * stride_dc, mask=inside[:, None] & out_mask[None, :], other=0.0)
+        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww)
+                    + outs[:, None] * stride_wo, mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
+        acc = mma(a, b, acc, PRECISION)
+    dx_rows = dx + n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw
+    _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
+
+
+@triton.autotune(configs=_CONFIGS, key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc"])
+@triton.jit
+def conv_weight_grad_kernel(
+    x, dy, dw,
+    NP, CHUNK, C_G, O_G,
+    ID, IH, IW, PD, PH, PW, KD, KH, KW,
+    SD, SH, SW, LD, LH, LW, DD, DH, DW,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
+    stride_ws, stride_wo, stride_wc, stride_wt,
+    ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    out_blocks = tl.cdiv(O_G, BLOCK_M)
+    chan_blocks = tl.cdiv(C_G, BLOCK_N)
+    pid = tl.program_id(0)
+    tap = pid // (out_blocks * chan_blocks)
+    outs = block(pid % out_blocks, BLOCK_M, INT64)  # output channels (rows of dW) in the group
+    chans = block(pid // out_blocks % chan_blocks, BLOCK_N, INT64)  # input channels (columns)
+    split = tl.program_id(1)
+    g = tl.program_id(2)
+    if INT64:
+        split = split.to(tl.int64)
+        g = g.to(tl.int64)
+    _, kd, kh, kw = unflatten(tap, KD, KH, KW)
+    out_mask = outs < O_G
+    chan_mask = chans < C_G
+    dy_rows = dy + (g * O_G + outs) * stride_dc
+    x_cols = x + (g * C_G + chans) * stride_xc
+    start = split * CHUNK
+    end = tl.minimum(start + CHUNK, NP)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
+    for k in range(start, end, BLOCK_K):
+        pairs = k + tl.arange(0, BLOCK_K)  # reduction index (n, pd, ph, pw)
+        pair_mask = pairs < end
+        n, pd, ph, pw = unflatten(pairs, PD, PH, PW)
+        id_ = pd * SD - LD + kd * DD
+        ih = ph * SH - LH + kh * DH
+        iw = pw * SW - LW + kw * DW
+        inside = pair_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
+        a = tl.load(dy_rows[:, None] + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[None, :],
+                    mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
+        b = tl.load(x_cols[None, :] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None],
+                    mask=inside[:, None] & chan_mask[None, :], other=0.0)
+        acc = mma(a, b, acc, PRECISION)
+    dw_tile = dw + split * stride_ws + (g * O_G + outs)[:, None] * stride_wo + chans[None, :] * stride_wc + tap * stride_wt
+    tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & chan_mask[None, :])
+
+
+def _geometry_3d(geometry):
+    """stride, low padding and dilation for ``as_3d`` views."""
+    return (
+        pad_front(geometry.stride, 1),
+        pad_front((lo for lo, _ in geometry.padding), 0),
+        pad_front(geometry.dilation, 1),
+    )
+
+
+def conv_forward(input, weight, bias, geometry, activation=None):
+    """y = activation(x ⋆ W + b) (``activation``: None or "relu"), stored like ``input``."""
+    batch, groups = input.shape[0], geometry.groups
+    out_channels, kernel_size = weight.shape[0], weight.shape[2:]
+    output_size = geometry.output_size(input.shape[2:], kernel_size)
+    output = empty_like_layout((batch, out_channels, *output_size), input)
+    if output.numel() == 0:
+        return output
+    x, w, y = as_3d(input), as_3d(weight), as_3d(output)
+    stride, low, dilation = _geometry_3d(geometry)
+    rows, outs_per_group = batch * math.prod(output_size), out_channels // groups
+    grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]), groups)
+    with device_guard(input):
+        conv_forward_kernel[grid](
+            x, w, bias, y, rows, input.shape[1] // groups, outs_per_group,
+            *x.shape[2:], *y.shape[2:], *w.shape[2:], *stride, *low, *dilation,
+            *x.stride(), *w.stride(), *y.stride(),
+            HAS_BIAS=bias is not None, ACTIVATION=activation or "", ACC=accumulator(input.dtype),
+            PRECISION=dot_precision(input.dtype), INT64=needs_int64(input, weight, output),
+        )
+    return output
+
+
+def conv_input_grad(grad_output, weight, input_size, bias, geometry):
+    """dX = δ ⋆ᵀ W (+ b): ConvTranspose's forward too. ``input_size``: dX's spatial size."""
+    batch, groups = grad_output.shape[0], geometry.groups
+    chans_per_group = weight.shape[1]
+    grad_input = empty_like_layout((batch, chans_per_group * groups, *input_size), grad_output)
+    if grad_input.numel() == 0:
+        return grad_input
+    dy, w, dx = as_3d(grad_output), as_3d(weight), as_3d(grad_input)
+    stride, low, dilation = _geometry_3d(geometry)
+    tap_step = tuple(s // math.gcd(s, d) for s, d in zip(stride, dilation))
+    rows = batch * math.prod(triton.cdiv(i, s) for i, s in zip(dx.shape[2:], stride))  # per phase
+    phases = math.prod(stride)
+    grid = lambda meta: (phases * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(chans_per_group, meta["BLOCK_N"]), groups)
+    with device_guard(grad_output):
+        conv_input_grad_kernel[grid](
+            dy, w, bias, dx, rows, chans_per_group, grad_output.shape[1] // groups,
+            *dx.shape[2:], *dy.shape[2:], *w.shape[2:], *stride, *low, *dilation, *tap_step,
+            *dy.stride(), *w.stride(), *dx.stride(),
+            HAS_BIAS=bias is not None, ACC=accumulator(grad_output.dtype),
+            PRECISION=dot_precision(grad_output.dtype), INT64=needs_int64(grad_output, weight, grad_input),
+        )
+    return grad_input
+
+
+@functools.cache
+def _multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+
+def _split_k(tiles: int, pairs: int, device: torch.device) -> int:
+    """Splits of the N·P reduction: enough programs for two waves on the GPU, each split
+    keeping at least 1024 pairs (fewer would make the partial sums cost more than they save)."""
+    return max(1, min(triton.cdiv(2 * _multiprocessors(device), tiles), pairs // 1024))
+
+
+def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
+    """dW = x ⋆ δ, shaped (O, C/G, *kernel_size). ``split_k``: number of N·P chunks (default: heuristic)."""
+    groups = geometry.groups
+    out_channels, chans_per_group = grad_output.shape[1], input.shape[1] // groups
+    taps = math.prod(kernel_size)
+    pairs = grad_output.shape[0] * math.prod(grad_output.shape[2:])
+    weight_grad = input.new_empty((out_channels, chans_per_group, *kernel_size))
+    if weight_grad.numel() == 0 or pairs == 0:
+        return weight_grad.zero_()
+    if split_k is None:
+        tiles = groups * taps * triton.cdiv(out_channels // groups, 64) * triton.cdiv(chans_per_group, 64)
+        split_k = _split_k(tiles, pairs, input.device)
+    chunk = triton.cdiv(triton.cdiv(pairs, split_k), _K_ALIGN) * _K_ALIGN
+    splits = triton.cdiv(pairs, chunk)
+    if splits == 1:
+        target = weight_grad.view(1, out_channels, chans_per_group, taps)
+    else:
+        target = input.new_empty((splits, out_channels, chans_per_group, taps), dtype=torch.promote_types(input.dtype, torch.float32))
+    x, dy = as_3d(input), as_3d(grad_output)
+    stride, low, dilation = _geometry_3d(geometry)
+    grid = lambda meta: (
+        taps * triton.cdiv(out_channels // groups, meta["BLOCK_M"]) * triton.cdiv(chans_per_group, meta["BLOCK_N"]),
+        splits,
+        groups,
+    )
+    with device_guard(input):
+        conv_weight_grad_kernel[grid](
+            x, dy, target, pairs, chunk, chans_per_group, out_channels // groups,
+            *x.shape[2:], *dy.shape[2:], *pad_front(kernel_size, 1), *stride, *low, *dilation,
+            *x.stride(), *dy.stride(), *target.stride(),
+            ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype),
+            INT64=needs_int64(input, grad_output, target),
+        )
+    if splits > 1:
+        weight_grad.copy_(target.sum(0).view_as(weight_grad))
+    return weight_grad

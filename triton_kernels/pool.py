@@ -1,0 +1,322 @@
+"""Pooling: max (values + torch's argmax indices) and average, plain or adaptive, with backward.
+
+As for convolution, tensors arrive as (N, C, D, H, W) views (``as_3d``) addressed through their
+strides. Every kernel tiles rows (n, spatial position) × channels: program (r, t) computes rows
+r·BLOCK_M… × channels t·BLOCK_N… (channels-last reads are contiguous along the tile's
+columns, NCHW ones along its rows). Output p's window, per dimension, starts at
+start(p) = p·s − lo (s stride, lo low padding) and has k taps j at start(p) + j·d (d dilation);
+torch's adaptive windows (ADAPTIVE) are [⌊p·I/P⌋, ⌈(p+1)·I/P⌉) instead, d = 1, k the longest.
+Window elements outside the input are the padding.
+
+max forward   y[n, c, p] = max_j x[n, c, start(p) + j·d] over the in-bounds taps; one pass over
+    the taps in scan (row-major) order keeps the best value and its flat plane index
+    (i_d·H + i_h)·W + i_w. Like torch, a tap replaces the best when it is greater or NaN, and
+    the first in-bounds tap always does, so padding never wins.
+max backward  dX[n, c, indices[n, c, p]] += δ[n, c, p]: one program per tile of outputs scatters
+    with atomic adds (into a float32 buffer for 16-bit dtypes). Overlapping windows can route
+    several δ to one input: their float sum is then NOT deterministic (order of the atomics);
+    non-overlapping pooling (stride ≥ kernel) has one writer per input and is exact.
+avg forward   y[n, c, p] = Σ_{i ∈ window(p)} x[n, c, i] / divisor(p), padding read as zeros. The
+    divisor is divisor_override, else the window's size clipped to the padded input
+    (count_include_pad) or to the input.
+avg backward  dX[n, c, i] = Σ_{p : i ∈ window(p)} δ[n, c, p] / divisor(p): gathered per input
+    position (deterministic, no atomics). The windows holding i are consecutive: per dim at most
+    ⌈k/s⌉ of them, ending at p = ⌊(i + lo)/s⌋ (adaptive: ≤ ⌈P/I⌉ + 1, starting at ⌊i·P/I⌋).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import accumulator, as_3d, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, unflatten
+
+# (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound, so tiles only need
+# enough rows for NCHW and enough channels for channels-last to read whole cache lines.
+_CONFIGS = configs([(128, 16, 4, 1), (64, 32, 4, 1), (32, 64, 4, 1), (16, 128, 4, 1), (256, 8, 8, 1)], names=("BLOCK_M", "BLOCK_N"))
+_KEY = ["M", "C", "KD", "KH", "KW", "stride_xc"]
+
+
+def _grid(rows: int, channels: int):
+    return lambda meta: (triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(channels, meta["BLOCK_N"]))
+
+
+@triton.jit
+def _window(p, I, P, K, S, LO, ADAPTIVE: tl.constexpr):
+    """Window p's input range [start, end) along one dim, for unit dilation (dilated max pooling
+    windows use the start only)."""
+    if ADAPTIVE:
+        return p * I // P, ((p + 1) * I + P - 1) // P
+    return p * S - LO, p * S - LO + K
+
+
+@triton.autotune(configs=_CONFIGS, key=_KEY)
+@triton.jit
+def max_pool_forward_kernel(
+    x, y, indices,
+    M, C,
+    ID, IH, IW, PD, PH, PW, KD, KH, KW,
+    SD, SH, SW, LD, LH, LW, DD, DH, DW,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
+    stride_in, stride_ic, stride_id, stride_ih, stride_iw,
+    ADAPTIVE: tl.constexpr, ACC: tl.constexpr, INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    # K*: the kernel size, or (ADAPTIVE, unit dilation) the longest window: taps past a window's end are masked.
+    rows = block(tl.program_id(0), BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
+    chans = block(tl.program_id(1), BLOCK_N, INT64)
+    row_mask = rows < M
+    chan_mask = chans < C
+    n, pd, ph, pw = unflatten(rows, PD, PH, PW)
+    sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+    sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+    sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+    # Compared in ACC (exact for every input dtype): the interpreter compares bfloat16 as raw bits.
+    best = tl.full((BLOCK_M, BLOCK_N), float("-inf"), ACC)
+    argmax = tl.full((BLOCK_M, BLOCK_N), -1, tl.int64)
+    for tap in range(KD * KH * KW):
+        _, kd, kh, kw = unflatten(tap, KD, KH, KW)
+        id_, ih, iw = sd + kd * DD, sh + kh * DH, sw + kw * DW
+        inside = row_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
+        if ADAPTIVE:
+            inside &= (id_ < ed) & (ih < eh) & (iw < ew)
+        value = tl.load(x + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
+                        + chans[None, :] * stride_xc, mask=inside[:, None] & chan_mask[None, :], other=float("-inf")).to(ACC)
+        take = inside[:, None] & ((value > best) | (value != value) | (argmax < 0))
+        best = tl.where(take, value, best)
+        argmax = tl.where(take, ((id_ * IH + ih) * IW + iw).to(tl.int64)[:, None], argmax)
+    mask = row_mask[:, None] & chan_mask[None, :]
+    tl.store(y + (n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw)[:, None] + chans[None, :] * stride_yc,
+             best.to(y.dtype.element_ty), mask=mask)
+    tl.store(indices + (n * stride_in + pd * stride_id + ph * stride_ih + pw * stride_iw)[:, None] + chans[None, :] * stride_ic,
+             argmax, mask=mask)
+
+
+@triton.autotune(configs=_CONFIGS, key=["M", "C", "stride_dc"])
+@triton.jit
+def max_pool_backward_kernel(
+    dy, indices, dx,
+    M, C,
+    PD, PH, PW, ID, IH, IW,
+    stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
+    stride_in, stride_ic, stride_id, stride_ih, stride_iw,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    rows = block(tl.program_id(0), BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
+    chans = block(tl.program_id(1), BLOCK_N, INT64)
+    mask = (rows < M)[:, None] & (chans < C)[None, :]
+    n, pd, ph, pw = unflatten(rows, PD, PH, PW)
+    grad = tl.load(dy + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
+                   + chans[None, :] * stride_dc, mask=mask, other=0.0)
+    flat = tl.load(indices + (n * stride_in + pd * stride_id + ph * stride_ih + pw * stride_iw)[:, None]
+                   + chans[None, :] * stride_ic, mask=mask, other=0)
+    _, id_, ih, iw = unflatten(flat, ID, IH, IW)
+    target = dx + n[:, None] * stride_xn + chans[None, :] * stride_xc + id_ * stride_xd + ih * stride_xh + iw * stride_xw
+    tl.atomic_add(target, grad.to(dx.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _divisor(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW,
+             ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr, DIVISOR: tl.constexpr):
+    """divisor(p): DIVISOR if set (> 0), else Π over dims of the window's size clipped to the
+    padded input (COUNT_PAD) or to the input (adaptive windows lie inside it: their size)."""
+    if DIVISOR > 0:
+        return DIVISOR
+    sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+    sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+    sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+    if COUNT_PAD:
+        return (tl.minimum(ed, ID + LD) - sd) * (tl.minimum(eh, IH + LH) - sh) * (tl.minimum(ew, IW + LW) - sw)
+    return ((tl.minimum(ed, ID) - tl.maximum(sd, 0)) * (tl.minimum(eh, IH) - tl.maximum(sh, 0))
+            * (tl.minimum(ew, IW) - tl.maximum(sw, 0)))
+
+
+@triton.autotune(configs=_CONFIGS, key=_KEY)
+@triton.jit
+def avg_pool_forward_kernel(
+    x, y,
+    M, C,
+    ID, IH, IW, PD, PH, PW, KD, KH, KW,
+    SD, SH, SW, LD, LH, LW,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
+    ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr, DIVISOR: tl.constexpr, ACC: tl.constexpr,
+    INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    # K*: the kernel size, or (ADAPTIVE) the longest window: taps past a window's end are masked.
+    rows = block(tl.program_id(0), BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
+    chans = block(tl.program_id(1), BLOCK_N, INT64)
+    row_mask = rows < M
+    chan_mask = chans < C
+    n, pd, ph, pw = unflatten(rows, PD, PH, PW)
+    sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+    sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+    sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
+    for tap in range(KD * KH * KW):
+        _, kd, kh, kw = unflatten(tap, KD, KH, KW)
+        id_, ih, iw = sd + kd, sh + kh, sw + kw
+        inside = (row_mask & (id_ >= 0) & (id_ < tl.minimum(ed, ID)) & (ih >= 0) & (ih < tl.minimum(eh, IH))
+                  & (iw >= 0) & (iw < tl.minimum(ew, IW)))
+        acc += tl.load(x + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
+                       + chans[None, :] * stride_xc, mask=inside[:, None] & chan_mask[None, :], other=0.0).to(ACC)
+    divisor = _divisor(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW, ADAPTIVE, COUNT_PAD, DIVISOR)
+    if DIVISOR == 0:
+        divisor = divisor[:, None]
+    tl.store(y + (n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw)[:, None] + chans[None, :] * stride_yc,
+             (acc / divisor).to(y.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
+
+
+@triton.jit
+def _last_window(i, t, I, P, S, LO, ADAPTIVE: tl.constexpr):
+    """The t-th window that may hold input position i: windows ⌊(i + lo)/s⌋, ⌊(i + lo)/s⌋ − 1, …
+    (adaptive: ⌊i·P/I⌋, ⌊i·P/I⌋ + 1, …)."""
+    if ADAPTIVE:
+        return i * P // I + t
+    return (i + LO) // S - t
+
+
+@triton.autotune(configs=_CONFIGS, key=["M", "C", "TD", "TH", "TW", "stride_xc"])
+@triton.jit
+def avg_pool_backward_kernel(
+    dy, dx,
+    M, C,
+    ID, IH, IW, PD, PH, PW, KD, KH, KW,
+    SD, SH, SW, LD, LH, LW, TD, TH, TW,
+    stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr, DIVISOR: tl.constexpr, ACC: tl.constexpr,
+    INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    # T*: how many windows can hold one input position, per dim.
+    rows = block(tl.program_id(0), BLOCK_M, INT64)  # input positions (n, id, ih, iw)
+    chans = block(tl.program_id(1), BLOCK_N, INT64)
+    row_mask = rows < M
+    chan_mask = chans < C
+    n, id_, ih, iw = unflatten(rows, ID, IH, IW)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
+    for t in range(TD * TH * TW):
+        _, td, th, tw = unflatten(t, TD, TH, TW)
+        pd = _last_window(id_, td, ID, PD, SD, LD, ADAPTIVE)
+        ph = _last_window(ih, th, IH, PH, SH, LH, ADAPTIVE)
+        pw = _last_window(iw, tw, IW, PW, SW, LW, ADAPTIVE)
+        sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+        sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+        sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+        holds = (row_mask & (pd >= 0) & (pd < PD) & (sd <= id_) & (id_ < ed) & (ph >= 0) & (ph < PH)
+                 & (sh <= ih) & (ih < eh) & (pw >= 0) & (pw < PW) & (sw <= iw) & (iw < ew))
+        grad = tl.load(dy + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
+                       + chans[None, :] * stride_dc, mask=holds[:, None] & chan_mask[None, :], other=0.0).to(ACC)
+        divisor = _divisor(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW, ADAPTIVE, COUNT_PAD, DIVISOR)
+        if DIVISOR == 0:
+            divisor = tl.where(holds, divisor, 1)[:, None]  # windows that do not hold i: no 0/0
+        acc += grad / divisor
+    tl.store(dx + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None] + chans[None, :] * stride_xc,
+             acc.to(dx.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
+
+
+def window_max(input, output_size, kernel_size=None, stride=None, padding=None, dilation=None):
+    """(y, indices): the max over each window — the kernel_size/stride/padding/dilation windows,
+    or with ``kernel_size`` None torch's adaptive ones — and its flat input-plane index (int64)."""
+    batch, channels = input.shape[:2]
+    output = empty_like_layout((batch, channels, *output_size), input)
+    indices = empty_like_layout((batch, channels, *output_size), input, dtype=torch.int64)
+    if output.numel() == 0:
+        return output, indices
+    adaptive = kernel_size is None
+    if adaptive:
+        kernel_size, stride, padding, dilation = _adaptive_geometry(input.shape[2:], output_size)
+    x, y, idx = as_3d(input), as_3d(output), as_3d(indices)
+    rows = batch * math.prod(output_size)
+    with device_guard(input):
+        max_pool_forward_kernel[_grid(rows, channels)](
+            x, y, idx, rows, channels, *x.shape[2:], *y.shape[2:], *pad_front(kernel_size, 1),
+            *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(dilation, 1),
+            *x.stride(), *y.stride(), *idx.stride(),
+            ADAPTIVE=adaptive, ACC=accumulator(input.dtype), INT64=needs_int64(input, output),
+        )
+    return output, indices
+
+
+def max_pool_backward(grad_output, indices, input_size):
+    """dX: each δ added at its window's argmax (atomics; see the module docstring)."""
+    batch, channels = grad_output.shape[:2]
+    # 16-bit atomics are slow or missing: sum those in float32.
+    buffer_dtype = torch.promote_types(grad_output.dtype, torch.float32)
+    grad_input = empty_like_layout((batch, channels, *input_size), grad_output, dtype=buffer_dtype).zero_()
+    if grad_output.numel() > 0:
+        dy, idx, dx = as_3d(grad_output), as_3d(indices), as_3d(grad_input)
+        rows = batch * math.prod(grad_output.shape[2:])
+        with device_guard(grad_output):
+            max_pool_backward_kernel[_grid(rows, channels)](
+                dy, idx, dx, rows, channels, *dy.shape[2:], *dx.shape[2:],
+                *dy.stride(), *idx.stride(), *dx.stride(), INT64=needs_int64(grad_output, grad_input),
+            )
+    return grad_input.to(grad_output.dtype)
+
+
+def _longest(length: int, count: int) -> int:
+    """A bound on the size of torch's adaptive windows: ``count`` windows over ``length``
+    elements, or (swapped) on how many adaptive windows hold one element."""
+    return length // count if length % count == 0 else length // count + 2
+
+
+def _adaptive_geometry(input_size, output_size):
+    """kernel_size (the longest window), stride, padding and dilation for ADAPTIVE kernels."""
+    unit = (1,) * len(output_size)
+    return [_longest(i, o) for i, o in zip(input_size, output_size)], unit, (0,) * len(output_size), unit
+
+
+def window_average(input, output_size, kernel_size=None, stride=None, padding=None, count_include_pad=True,
+                   divisor_override=None):
+    """Average over each window: the kernel_size/stride/padding windows, or with ``kernel_size``
+    None torch's adaptive ones."""
+    batch, channels = input.shape[:2]
+    output = empty_like_layout((batch, channels, *output_size), input)
+    if output.numel() == 0:
+        return output
+    adaptive = kernel_size is None
+    if adaptive:
+        kernel_size, stride, padding, _ = _adaptive_geometry(input.shape[2:], output_size)
+    x, y = as_3d(input), as_3d(output)
+    rows = batch * math.prod(output_size)
+    with device_guard(input):
+        avg_pool_forward_kernel[_grid(rows, channels)](
+            x, y, rows, channels, *x.shape[2:], *y.shape[2:], *pad_front(kernel_size, 1),
+            *pad_front(stride, 1), *pad_front(padding, 0), *x.stride(), *y.stride(),
+            ADAPTIVE=adaptive, COUNT_PAD=count_include_pad and not adaptive, DIVISOR=divisor_override or 0,
+            ACC=accumulator(input.dtype), INT64=needs_int64(input, output),
+        )
+    return output
+
+
+def window_average_backward(grad_output, input_size, kernel_size=None, stride=None, padding=None,
+                            count_include_pad=True, divisor_override=None):
+    """The adjoint of ``window_average``: dX gathered from the windows holding each input element."""
+    batch, channels = grad_output.shape[:2]
+    output_size = grad_output.shape[2:]
+    grad_input = empty_like_layout((batch, channels, *input_size), grad_output)
+    if grad_input.numel() == 0:
+        return grad_input
+    if grad_output.numel() == 0:
+        return grad_input.zero_()
+    adaptive = kernel_size is None
+    if adaptive:
+        kernel_size, stride, padding, _ = _adaptive_geometry(input_size, output_size)
+        holders = [_longest(o, i) for i, o in zip(input_size, output_size)]
+    else:
+        holders = [triton.cdiv(k, s) for k, s in zip(kernel_size, stride)]
+    dy, dx = as_3d(grad_output), as_3d(grad_input)
+    rows = batch * math.prod(input_size)
+    with device_guard(grad_output):
+        avg_pool_backward_kernel[_grid(rows, channels)](
+            dy, dx, rows, channels, *dx.shape[2:], *dy.shape[2:], *pad_front(kernel_size, 1),
+            *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(holders, 1),
+            *dy.stride(), *dx.stride(),
+            ADAPTIVE=adaptive, COUNT_PAD=count_include_pad and not adaptive, DIVISOR=divisor_override or 0,
+            ACC=accumulator(grad_output.dtype), INT64=needs_int64(grad_output, grad_input),
+        )
+    return grad_input
