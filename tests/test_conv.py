@@ -16,7 +16,7 @@ from torchconv_impl.autograd import ConvolutionWeightGrad
 # Known bugs in code this file does not own; strict, so a fix shows up as XPASS(strict) → remove the mark.
 ZERO_BATCH_BUG = pytest.mark.xfail(
     strict=True, raises=RuntimeError,
-    reason="backward with batch size 0: backends/reference/conv.py reshapes a 0-element tensor with -1",
+    reason="batch size 0: backends/reference/conv.py reshapes a 0-element tensor with -1",
 )
 OUTPUT_PADDING_BUG = pytest.mark.xfail(
     strict=True, raises=RuntimeError,
@@ -200,7 +200,8 @@ def _bias_size(op, weight_shape, kwargs):
 
 def check_against_torch(op, input, weight, bias=None, grad_output=None, **kwargs):
     """Ours vs torch.nn.functional on the same tensors (same strides): the output, then the
-    gradients w.r.t. input, weight and bias for the same grad_output (random if not given)."""
+    gradients w.r.t. input, weight and bias for the same grad_output (random if not given).
+    Returns (ours, torch's) output and (ours, torch's) input gradient."""
     ours, theirs = [_leaf(t) for t in (input, weight, bias)], [_leaf(t) for t in (input, weight, bias)]
     expected = getattr(TF, op)(*theirs, **kwargs)
     actual = getattr(F, op)(*ours, **kwargs)
@@ -208,13 +209,13 @@ def check_against_torch(op, input, weight, bias=None, grad_output=None, **kwargs
     assert_close(actual, expected)
     if grad_output is None:
         grad_output = torch.randn_like(expected)
-    names = ("input", "weight", "bias")
-    for name, got, want in zip(names, grads(actual, ours, grad_output), grads(expected, theirs, grad_output)):
+    actual_grads, expected_grads = grads(actual, ours, grad_output), grads(expected, theirs, grad_output)
+    for name, got, want in zip(("input", "weight", "bias"), actual_grads, expected_grads):
         if want is None:
             assert got is None
         else:
             assert_close(got, want, msg=f"{op}: gradient w.r.t. {name} differs")
-    return actual, expected
+    return (actual, expected), (actual_grads[0], expected_grads[0])
 
 
 def _run_case(op, input_shape, weight_shape, bias, kwargs, dtype):
@@ -249,42 +250,33 @@ def _channels_last(t):
     return t.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
 
 
-def _transposed(shape, dtype):
-    """A tensor of ``shape`` stored with its first two dimensions swapped (a transposed view)."""
-    return _random((shape[1], shape[0], *shape[2:]), dtype).transpose(0, 1)
+def _stored(layout, shape, dtype):
+    """A random tensor of ``shape`` in a non-contiguous ``layout``."""
+    if layout == "transposed":  # first two dimensions swapped in memory
+        return _random((shape[1], shape[0], *shape[2:]), dtype).transpose(0, 1)
+    if layout == "sliced":  # every other element of a larger tensor, in dims 1 and -1
+        return _random((shape[0], 2 * shape[1], *shape[2:-1], 2 * shape[-1]), dtype)[:, ::2, ..., 1::2]
+    if layout == "expanded":  # stride 0 along the batch
+        return _random((1, *shape[1:]), dtype).expand(shape)
+    return _channels_last(_random(shape, dtype))
 
 
-def _sliced(shape, dtype):
-    """A tensor of ``shape`` that is every other element of a larger one in dims 1 and -1."""
-    big = _random((shape[0], 2 * shape[1], *shape[2:-1], 2 * shape[-1]), dtype)
-    return big[:, ::2, ..., 1::2]
-
-
-LAYOUTS = {
-    "input_transposed": lambda shape, dtype: (_transposed(shape, dtype), None),
-    "input_sliced": lambda shape, dtype: (_sliced(shape, dtype), None),
-    "input_channels_last": lambda shape, dtype: (_channels_last(_random(shape, dtype)), None),
-    "grad_output_transposed": lambda shape, dtype: (_random(shape, dtype), _transposed),
-    "grad_output_expanded": lambda shape, dtype: (
-        _random(shape, dtype), lambda out_shape, dtype: _random((1, *out_shape[1:]), dtype).expand(out_shape)),
-}
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("tensor,layout", [
+    ("input", "transposed"), ("input", "sliced"), ("input", "expanded"), ("input", "channels_last"),
+    ("grad_output", "transposed"), ("grad_output", "expanded"),
+])
 @pytest.mark.parametrize("op", LAYOUT_GEOMETRY)
-def test_non_contiguous_layouts(backend, op, layout):
-    input_shape, weight_shape, kwargs = LAYOUT_GEOMETRY[op]
-    if layout == "input_channels_last" and op.endswith("1d"):
+def test_non_contiguous_layouts(backend, op, tensor, layout):
+    if layout == "channels_last" and op.endswith("1d"):
         pytest.skip("no channels_last format for 3-D tensors")
+    input_shape, weight_shape, kwargs = LAYOUT_GEOMETRY[op]
     dtype = torch.float64
-    input, make_grad_output = LAYOUTS[layout](input_shape, dtype)
-    assert not input.is_contiguous() or make_grad_output is not None
+    input = _stored(layout, input_shape, dtype) if tensor == "input" else _random(input_shape, dtype)
     weight, bias = _random(weight_shape, dtype), _random(_bias_size(op, weight_shape, kwargs), dtype)
     grad_output = None
-    if make_grad_output is not None:
-        output_shape = getattr(TF, op)(input, weight, bias, **kwargs).shape
-        grad_output = make_grad_output(output_shape, dtype)
-        assert not grad_output.is_contiguous()
+    if tensor == "grad_output":
+        grad_output = _stored(layout, getattr(TF, op)(input, weight, bias, **kwargs).shape, dtype)
+    assert not (input if grad_output is None else grad_output).is_contiguous()
     check_against_torch(op, input, weight, bias, grad_output, **kwargs)
 
 
@@ -302,10 +294,12 @@ def test_output_memory_format_matches_torch(backend, op, stored):
         input = _channels_last(input)
     if stored in ("weight", "both"):
         weight = _channels_last(weight)
-    actual, expected = check_against_torch(op, input, weight, **kwargs)
-    channels_last = FORMATS[expected.dim()]
-    assert expected.is_contiguous(memory_format=channels_last) and not expected.is_contiguous()
-    assert actual.is_contiguous(memory_format=channels_last) and not actual.is_contiguous()
+    outputs, input_grads = check_against_torch(op, input, weight, **kwargs)
+    channels_last = FORMATS[input.dim()]
+    # Output and input gradient (torch: both channels_last here); the weight gradient's layout is not compared.
+    for actual, expected in (outputs, input_grads):
+        assert expected.is_contiguous(memory_format=channels_last) and not expected.is_contiguous()
+        assert actual.is_contiguous(memory_format=channels_last) and not actual.is_contiguous()
 
 
 # float64 gradcheck/gradgradcheck: tiny shapes, each with stride, padding, dilation or groups, and bias.
@@ -315,7 +309,8 @@ GRADCHECK_CASES = [
     case("conv2d", (1, 1, 4, 4), (2, 1, 2, 2), padding="same"),
     case("conv3d", (1, 2, 3, 3, 3), (2, 1, 2, 2, 2), stride=2, padding=1, groups=2),
     case("conv_transpose1d", (1, 2, 4), (2, 1, 3), stride=2, padding=1, output_padding=1, dilation=2, groups=2),
-    case("conv_transpose2d", (1, 2, 3, 3), (2, 1, 2, 3), stride=(2, 1), padding=(0, 1), output_padding=(1, 0), dilation=(1, 2), groups=2),
+    case("conv_transpose2d", (1, 2, 3, 3), (2, 1, 2, 3),
+         stride=(2, 1), padding=(0, 1), output_padding=(1, 0), dilation=(1, 2), groups=2),
     case("conv_transpose3d", (1, 2, 2, 2, 2), (2, 1, 2, 1, 2), stride=(2, 1, 1), output_padding=(1, 0, 0), groups=2),
 ]
 
