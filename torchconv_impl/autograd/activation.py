@@ -1,1 +1,62 @@
-__all__ = []
+"""Element-wise activations as autograd Functions. Each saves its output: f′ is a function of f
+for all three (seeds 004), and ReLU's in-place form has no input left to save."""
+from __future__ import annotations
+
+import torch
+from torch.autograd import Function
+
+__all__ = ["ReLU", "Sigmoid", "Tanh"]
+
+
+class ReLU(Function):
+    """y = max(x, 0).   Backward: dX = δ ⊙ [y > 0], so the gradient at x = 0 is 0, as torch's.
+
+    ``inplace`` overwrites x with y and marks it dirty, so autograd versions it like torch's relu_.
+    The mask is written ``y ≤ 0 → 0`` (not ``δ·[y > 0]``) so that a NaN input passes δ through,
+    exactly as torch's threshold_backward does.
+    """
+
+    @staticmethod
+    def forward(ctx, input, inplace: bool):
+        if inplace:
+            output = input.clamp_min_(0)
+            ctx.mark_dirty(input)
+        else:
+            output = input.clamp_min(0)
+        ctx.save_for_backward(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (output,) = ctx.saved_tensors
+        return grad_output.masked_fill(output <= 0, 0), None
+
+
+class Sigmoid(Function):
+    """y = σ(x) = 1 / (1 + e⁻ˣ).   Backward: dX = δ ⊙ y(1 − y), from the saved output."""
+
+    @staticmethod
+    def forward(ctx, input):
+        output = torch.sigmoid(input)
+        ctx.save_for_backward(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (output,) = ctx.saved_tensors
+        return grad_output * output * (1 - output)
+
+
+class Tanh(Function):
+    """y = tanh x.   Backward: dX = δ ⊙ (1 − y²), from the saved output."""
+
+    @staticmethod
+    def forward(ctx, input):
+        output = torch.tanh(input)
+        ctx.save_for_backward(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (output,) = ctx.saved_tensors
+        return grad_output * (1 - output * output)

@@ -1,1 +1,29 @@
-__all__ = []
+"""Inverted dropout as an autograd Function: the caller draws the mask, forward and backward share it."""
+from __future__ import annotations
+
+from torch.autograd import Function
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Function):
+    """y = x ⊙ m, with m = keep/(1 − p) drawn by the caller (0 where dropped, 1/(1 − p) where kept:
+    inverted dropout, so evaluation is the identity). m broadcasts over x: one value per element,
+    or per channel for Dropout1d/2d/3d.
+
+    Backward: dX = δ ⊙ m — the very mask of the forward pass.
+    ``inplace`` multiplies x itself and marks it dirty, like torch's dropout_.
+    """
+
+    @staticmethod
+    def forward(ctx, input, scaled_mask, inplace: bool):
+        ctx.save_for_backward(scaled_mask)
+        if inplace:
+            ctx.mark_dirty(input)
+            return input.mul_(scaled_mask)
+        return input * scaled_mask
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (scaled_mask,) = ctx.saved_tensors
+        return grad_output * scaled_mask, None, None

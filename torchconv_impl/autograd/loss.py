@@ -1,1 +1,80 @@
-__all__ = []
+"""Loss layers as autograd Functions: the fused softmax-cross-entropy and the squared error.
+
+Each returns one loss per row (per element for the squared error); the reduction — a sum, and
+for 'mean' a division by the count torch divides by — is left to ``functional.loss``.
+"""
+from __future__ import annotations
+
+import torch
+from torch.autograd import Function
+
+__all__ = ["SoftmaxCrossEntropy", "SquaredError"]
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log softmax(z)ₖ = zₖ − lse(z) over the last dim, lse(z) = m + log Σⱼ exp(zⱼ − m) with m = max z.
+
+    Any shift m gives the same lse; the max keeps exp from overflowing. m is detached because
+    lse does not depend on it, which keeps the gradient through this (in double backward) exact.
+    """
+    shift = logits.amax(-1, keepdim=True).detach()
+    return logits - (shift + (logits - shift).exp().sum(-1, keepdim=True).log())
+
+
+class SoftmaxCrossEntropy(Function):
+    """ℓᵢ = −Σₖ qᵢₖ log softmax(zᵢ)ₖ for logits z (M, C) and target weights q (M, C).
+
+    q is the target as a weighted distribution: the one-hot class scaled by its class weight
+    (plus label smoothing), or class probabilities times the class weights. With sᵢ = Σₖ qᵢₖ
+    and log softmax(zᵢ) = zᵢ − lseᵢ, ℓᵢ = sᵢ·lseᵢ − ⟨qᵢ, zᵢ⟩, so
+
+        dz = δ · (s·softmax(z) − q)     (softmax − one-hot for an unweighted class: seeds 004)
+        dq = −δ · log softmax(z)
+
+    A class with no target mass adds nothing, even at z = −∞ (0·log 0 = 0): masking logits
+    with −∞ keeps the loss finite. Rows with ``active`` False (targets equal to ignore_index)
+    have q = 0 and get no gradient at all: their δ is dropped rather than multiplied by zero,
+    because a mean over zero targets sends δ = ∞, and torch gives those rows a zero gradient.
+    The backward is written in differentiable tensor ops on the saved inputs (double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target_weights, active):
+        ctx.save_for_backward(logits, target_weights, active)
+        log_probs = log_softmax(logits)
+        return -torch.where(target_weights != 0, target_weights * log_probs, 0).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        logits, target_weights, active = ctx.saved_tensors
+        log_probs = log_softmax(logits)
+        delta = grad_loss.where(active, 0).unsqueeze(-1)
+        grad_logits = grad_target_weights = None
+        if ctx.needs_input_grad[0]:
+            target_mass = target_weights.sum(-1, keepdim=True)
+            grad_logits = delta * (target_mass * log_probs.exp() - target_weights)
+        if ctx.needs_input_grad[1]:
+            grad_target_weights = -delta * log_probs
+        return grad_logits, grad_target_weights, None
+
+
+class SquaredError(Function):
+    """eᵢ = (xᵢ − tᵢ)² for x and t of one shape.
+
+    Backward: dx = 2(x − t) ⊙ δ,  dt = −2(x − t) ⊙ δ  (the seeds' Euclidean loss ½‖y − t‖², δ = y − t,
+    without the ½).
+    """
+
+    @staticmethod
+    def forward(ctx, input, target):
+        ctx.save_for_backward(input, target)
+        difference = input - target
+        return difference * difference
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, target = ctx.saved_tensors
+        grad_difference = 2 * (input - target) * grad_output
+        grad_input = grad_difference if ctx.needs_input_grad[0] else None
+        grad_target = -grad_difference if ctx.needs_input_grad[1] else None
+        return grad_input, grad_target

@@ -1,1 +1,49 @@
-__all__ = []
+"""linear with torch.nn.functional's signature; arguments are checked here, before any compute."""
+from __future__ import annotations
+
+import torch
+
+from .._geometry import check
+from ..autograd.linear import Linear
+from ._checks import check_same_dtype_device
+
+__all__ = ["linear"]
+
+
+def linear(input, weight, bias=None):
+    """y = x Wᵀ + b over (*, in_features); see ``torch.nn.functional.linear``.
+
+    ``weight`` is (out_features, in_features), or (in_features,) for a single output that is
+    not kept as a dimension; ``bias`` broadcasts to the output (usually (out_features,)).
+    """
+    op = "linear"
+    check(isinstance(input, torch.Tensor), f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check(isinstance(weight, torch.Tensor), f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
+    check(input.dim() >= 1, f"{op}: expected input to be at least 1-D (*, in_features), got a 0-D tensor")
+    check(
+        weight.dim() in (1, 2),
+        f"{op}: expected weight to be 2-D (out_features, in_features) or 1-D (in_features,), "
+        f"got {weight.dim()}-D weight of size {list(weight.shape)}",
+    )
+    check_same_dtype_device(op, input=input, weight=weight, bias=bias)
+    check(
+        input.shape[-1] == weight.shape[-1],
+        f"{op}: expected input's last dimension to be in_features={weight.shape[-1]} (weight.shape[-1]), "
+        f"got input of size {list(input.shape)}",
+    )
+    single_output = weight.dim() == 1
+    output_shape = (*input.shape[:-1],) if single_output else (*input.shape[:-1], weight.shape[0])
+    if bias is not None:
+        check(isinstance(bias, torch.Tensor), f"{op}: expected bias to be a Tensor or None, got {type(bias).__name__}")
+        check(
+            bias.dim() <= len(output_shape)
+            and all(b in (1, o) for b, o in zip(reversed(bias.shape), reversed(output_shape))),
+            f"{op}: expected bias to broadcast to the output size {list(output_shape)} "
+            f"(usually ({output_shape[-1] if output_shape else 1},)), got size {list(bias.shape)}",
+        )
+    if single_output:
+        # One output row: W (1, I) and a trailing unit dim on the bias, dropped again after.
+        if bias is not None and bias.dim() > 0:
+            bias = bias.unsqueeze(-1)
+        return Linear.apply(input, weight.unsqueeze(0), bias).squeeze(-1)
+    return Linear.apply(input, weight, bias)
