@@ -13,29 +13,18 @@ from torchconv_impl import backends
 from torchconv_impl._geometry import ConvGeometry
 from torchconv_impl.autograd import ConvolutionWeightGrad
 
-# Known bugs in code this file does not own; strict, so a fix shows up as XPASS(strict) → remove the mark.
-ZERO_BATCH_BUG = pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason="batch size 0: backends/reference/conv.py reshapes a 0-element tensor with -1",
-)
-OUTPUT_PADDING_BUG = pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason="ConvolutionTranspose.backward: input gradient one window too large when output_padding >= stride",
-)
-
-
 def _text(value) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
     return str(value)
 
 
-def case(op, input_shape, weight_shape, bias=True, marks=(), **kwargs):
+def case(op, input_shape, weight_shape, bias=True, **kwargs):
     """One pytest.param whose id spells the case: op-input-weight-kwargs-bias."""
     parts = [op, "x".join(map(str, input_shape)), "w" + "x".join(map(str, weight_shape))]
     parts += [f"{k}={_text(v)}" for k, v in kwargs.items()]
     parts.append("bias" if bias else "nobias")
-    return pytest.param(op, input_shape, weight_shape, bias, kwargs, marks=marks, id="-".join(parts))
+    return pytest.param(op, input_shape, weight_shape, bias, kwargs, id="-".join(parts))
 
 
 # Every option appears several times: dims 1/2/3, stride (incl. not dividing the input), int and
@@ -51,7 +40,7 @@ CASES = [
     case("conv1d", (2, 3, 8), (2, 3, 3), padding="valid", stride=2),
     case("conv1d", (2, 4, 9), (4, 1, 3), padding=(2,), dilation=2, groups=4),
     case("conv1d", (3, 9), (2, 3, 3), stride=2, padding=1),
-    case("conv1d", (0, 3, 8), (2, 3, 3), marks=ZERO_BATCH_BUG, padding=1),
+    case("conv1d", (0, 3, 8), (2, 3, 3), padding=1),
     # conv2d
     case("conv2d", (2, 3, 6, 5), (4, 3, 3, 2), stride=(2, 1), padding=(1, 0)),
     case("conv2d", (1, 4, 7, 6), (8, 1, 3, 3), padding=1, groups=4),
@@ -63,33 +52,33 @@ CASES = [
     case("conv2d", (3, 5, 6), (6, 1, 3, 3), padding="same", groups=3),
     case("conv2d", (1, 3, 4, 5), (2, 3, 4, 5), False),
     case("conv2d", (2, 3, 5, 5), (2, 3, 1, 1), stride=2),
-    case("conv2d", (0, 2, 5, 5), (3, 2, 3, 3), marks=ZERO_BATCH_BUG),
+    case("conv2d", (0, 2, 5, 5), (3, 2, 3, 3)),
     # conv3d (tiny)
     case("conv3d", (2, 2, 4, 3, 5), (3, 2, 2, 2, 3), stride=(1, 2, 2), padding=(1, 0, 1)),
     case("conv3d", (1, 4, 3, 4, 4), (4, 2, 1, 2, 3), padding="same", dilation=(1, 2, 1), groups=2),
     case("conv3d", (1, 3, 4, 4, 3), (6, 1, 3, 3, 2), False, stride=2, groups=3),
     case("conv3d", (2, 4, 4, 3), (2, 2, 2, 2, 2), padding="valid", dilation=(2, 1, 1)),
-    case("conv3d", (0, 2, 3, 3, 3), (2, 2, 2, 2, 2), marks=ZERO_BATCH_BUG),
+    case("conv3d", (0, 2, 3, 3, 3), (2, 2, 2, 2, 2)),
     # conv_transpose1d
     case("conv_transpose1d", (2, 3, 5), (3, 4, 3)),
     case("conv_transpose1d", (2, 4, 4), (4, 3, 3), stride=2, padding=1, output_padding=1, groups=2),
     case("conv_transpose1d", (1, 2, 5), (2, 2, 4), False, stride=3, output_padding=2, dilation=2),
     case("conv_transpose1d", (2, 4, 5), (4, 1, 3), padding=2, groups=4, dilation=3),
     case("conv_transpose1d", (3, 6), (3, 2, 2), stride=2, padding=(1,)),
-    case("conv_transpose1d", (2, 4, 5), (4, 2, 3), False, marks=OUTPUT_PADDING_BUG, output_padding=1, groups=2, dilation=2),
-    case("conv_transpose1d", (0, 2, 4), (2, 3, 3), marks=ZERO_BATCH_BUG, stride=2),
+    case("conv_transpose1d", (2, 4, 5), (4, 2, 3), False, output_padding=1, groups=2, dilation=2),
+    case("conv_transpose1d", (0, 2, 4), (2, 3, 3), stride=2),
     # conv_transpose2d
     case("conv_transpose2d", (2, 3, 4, 3), (3, 2, 3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0)),
     case("conv_transpose2d", (1, 4, 3, 3), (4, 2, 3, 3), False, stride=2, groups=4),
     case("conv_transpose2d", (2, 4, 3, 4), (4, 1, 2, 3), padding=1, dilation=(2, 1), groups=4),
     case("conv_transpose2d", (1, 2, 4, 3), (2, 3, 4, 2), stride=(3, 2), output_padding=(2, 1), dilation=(1, 2)),
     case("conv_transpose2d", (2, 3, 3), (2, 2, 3, 3), stride=2, padding=1, output_padding=1),
-    case("conv_transpose2d", (0, 2, 3, 3), (2, 2, 3, 3), marks=ZERO_BATCH_BUG),
+    case("conv_transpose2d", (0, 2, 3, 3), (2, 2, 3, 3)),
     # conv_transpose3d (tiny)
     case("conv_transpose3d", (1, 2, 2, 3, 2), (2, 3, 2, 2, 3), stride=2, padding=(0, 1, 1), output_padding=(1, 0, 1)),
     case("conv_transpose3d", (2, 4, 2, 2, 3), (4, 1, 3, 2, 2), False, dilation=(1, 2, 1), groups=2),
     case("conv_transpose3d", (2, 3, 2, 2), (2, 2, 2, 2, 2), stride=(1, 2, 1), padding=(0, 1, 0)),
-    case("conv_transpose3d", (0, 2, 2, 2, 2), (2, 2, 2, 2, 2), marks=ZERO_BATCH_BUG),
+    case("conv_transpose3d", (0, 2, 2, 2, 2), (2, 2, 2, 2, 2)),
 ]
 
 
@@ -98,17 +87,9 @@ def _opinfo(op, samples):
     batched and unbatched, as torch yields them."""
     params = []
     for input_shape, weight_shape, bias, kwargs in samples:
-        marks = OUTPUT_PADDING_BUG if _output_padding_reaches_stride(kwargs) else ()
         for shape in (input_shape, input_shape[1:]):
-            params.append(case(op, shape, weight_shape, bias is not None, marks=marks, **kwargs))
+            params.append(case(op, shape, weight_shape, bias is not None, **kwargs))
     return params
-
-
-def _output_padding_reaches_stride(kwargs):
-    output_padding, stride = kwargs.get("output_padding", 0), kwargs.get("stride", 1)
-    output_padding = output_padding if isinstance(output_padding, tuple) else (output_padding,)
-    stride = stride if isinstance(stride, tuple) else (stride,) * len(output_padding)
-    return any(p >= s for p, s in zip(output_padding, stride))
 
 
 OPINFO_CASES = [

@@ -39,6 +39,15 @@ def _memory_format_of(input: torch.Tensor, weight: torch.Tensor):
     return torch.contiguous_format
 
 
+def _crop(t: torch.Tensor, size) -> torch.Tensor:
+    """``t`` cut to spatial ``size``. Correlating a transposed convolution's output yields one
+    window per stride beyond its input when output_padding ≥ stride (torch allows it while
+    output_padding < dilation); those windows see only the padding and belong to nothing."""
+    if tuple(t.shape[2:]) == tuple(size):
+        return t
+    return t[(..., *(slice(0, s) for s in size))]
+
+
 class Convolution(Function):
     """y = x ⋆ W + b.   Backward: dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ."""
 
@@ -83,7 +92,7 @@ class ConvolutionTranspose(Function):
         geometry, backend = ctx.geometry, ctx.backend
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_input = Convolution.apply(grad_output, weight, None, geometry, backend)
+            grad_input = _crop(Convolution.apply(grad_output, weight, None, geometry, backend), input.shape[2:])
         if ctx.needs_input_grad[1]:
             grad_weight = ConvolutionWeightGrad.apply(grad_output, input, geometry, weight.shape[2:], backend)
         if ctx.needs_input_grad[2]:
@@ -112,5 +121,5 @@ class ConvolutionWeightGrad(Function):
         if ctx.needs_input_grad[0]:
             grad_input = ConvolutionTranspose.apply(grad_output, grad_grad_weight, None, geometry, input.shape[2:], backend)
         if ctx.needs_input_grad[1]:
-            grad_grad_output = Convolution.apply(input, grad_grad_weight, None, geometry, backend)
+            grad_grad_output = _crop(Convolution.apply(input, grad_grad_weight, None, geometry, backend), grad_output.shape[2:])
         return grad_input, grad_grad_output, None, None, None

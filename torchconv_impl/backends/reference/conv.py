@@ -57,7 +57,7 @@ def _columns(x: torch.Tensor, kernel_size, geometry: ConvGeometry, output_size) 
 
 def _channels_last_rows(t: torch.Tensor, groups: int) -> torch.Tensor:
     """(N, G·Co, *P) → (G, N·P, Co): a feature map as one row per position, per group."""
-    rows = t.movedim(1, -1).reshape(-1, groups, t.shape[1] // groups)
+    rows = t.movedim(1, -1).reshape(t.shape[0] * prod(t.shape[2:]), groups, t.shape[1] // groups)
     return rows.transpose(0, 1)
 
 
@@ -78,7 +78,7 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry):
     else:
         out = torch.baddbmm(bias.view(groups, 1, -1), cols, w)
     # (G, N·P, O/G) → (N, O, *P), stored channels-last; the Function picks the final layout.
-    out = out.reshape(groups, n, *output_size, -1).movedim(0, -2)
+    out = out.reshape(groups, n, *output_size, out_channels // groups).movedim(0, -2)
     return out.reshape(n, *output_size, out_channels).movedim(-1, 1)
 
 

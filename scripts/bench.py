@@ -1,0 +1,231 @@
+"""Benchmark torchconv_impl against torch's native layers, both timed in the same run.
+
+    python scripts/bench.py                       # CPU: reference backend vs torch's CPU kernels
+    python scripts/bench.py --device cuda         # GPU: Triton backend vs cuDNN (cudnn.benchmark on)
+    python scripts/bench.py --device cuda --dtype bfloat16 --channels-last --out bench_results
+
+Each case is timed per phase — forward, input-gradient, weight-gradient, forward+backward —
+for torch and for ours on the same tensors. Printed: milliseconds, achieved TFLOP/s (conv) or
+GB/s (pooling), and the ratio torch time / our time (> 1: we are faster). ``--out`` also
+writes results.json, results.csv and a ratio plot. Timing: median of repeats after warm-up;
+on CUDA with device events (triton.testing.do_bench).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+import torchconv_impl
+import torchconv_impl.functional as ours_F
+
+torch_F = torch.nn.functional  # the baseline
+
+
+@dataclass
+class Case:
+    name: str
+    op: str  # a function name shared by torch.nn.functional and torchconv_impl.functional, or "model:<name>"
+    input: tuple
+    weight: tuple | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+def lenet_cases(batch):
+    return [
+        Case(f"LeNet C1 1→6 5×5 32² b{batch}", "conv2d", (batch, 1, 32, 32), (6, 1, 5, 5)),
+        Case(f"LeNet C3 6→16 5×5 14² b{batch}", "conv2d", (batch, 6, 14, 14), (16, 6, 5, 5)),
+        Case(f"LeNet C5 16→120 5×5 5² b{batch}", "conv2d", (batch, 16, 5, 5), (120, 16, 5, 5)),
+        Case(f"LeNet S2 maxpool 2×2/2 b{batch}", "max_pool2d", (batch, 6, 28, 28), kwargs=dict(kernel_size=2)),
+        Case(f"LeNet S2 avgpool 2×2/2 b{batch}", "avg_pool2d", (batch, 6, 28, 28), kwargs=dict(kernel_size=2)),
+    ]
+
+
+def resnet50_cases(batch):
+    conv = lambda name, c, hw, o, k, s=1: Case(  # noqa: E731
+        f"R50 {name} b{batch}", "conv2d", (batch, c, hw, hw), (o, c, k, k), dict(stride=s, padding=k // 2))
+    return [
+        conv("stem 7×7/2 3→64 224²", 3, 224, 64, 7, 2),
+        conv("1×1 64→256 56²", 64, 56, 256, 1),
+        conv("3×3 64→64 56²", 64, 56, 64, 3),
+        conv("3×3 128→128 28²", 128, 28, 128, 3),
+        conv("3×3 256→256 14²", 256, 14, 256, 3),
+        conv("3×3 512→512 7²", 512, 7, 512, 3),
+        conv("3×3/2 128→128 56²", 128, 56, 128, 3, 2),
+        conv("1×1/2 256→512 56² (downsample)", 256, 56, 512, 1, 2),
+    ]
+
+
+CPU_CASES = lenet_cases(64) + [
+    Case("ResNet 3×3 64→64 56² b8", "conv2d", (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+    Case("maxpool 3×3/2 64×112² b8", "max_pool2d", (8, 64, 112, 112), kwargs=dict(kernel_size=3, stride=2, padding=1)),
+    Case("LeNet-5 whole net b64", "model:lenet", (64, 1, 32, 32)),
+    Case("AlexNet whole net 224² b4", "model:alexnet", (4, 3, 224, 224)),
+]
+
+GPU_CASES = lenet_cases(256) + resnet50_cases(32) + resnet50_cases(256) + [
+    Case("MobileNet depthwise 3×3 256ch 56² b32", "conv2d", (32, 256, 56, 56), (256, 1, 3, 3), dict(padding=1, groups=256)),
+    Case("ConvTranspose 4×4/2 256→128 16² b32", "conv_transpose2d", (32, 256, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1)),
+    Case("R50 conv+bias+ReLU 3×3 64→64 56² b32", "conv2d_bias_relu", (32, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+    Case("maxpool 3×3/2 64×112² b32", "max_pool2d", (32, 64, 112, 112), kwargs=dict(kernel_size=3, stride=2, padding=1)),
+    Case("maxpool 2×2/2 64×112² b32", "max_pool2d", (32, 64, 112, 112), kwargs=dict(kernel_size=2)),
+]
+
+
+def conv2d_bias_relu(F):
+    return lambda x, w, b, **kw: F.relu(F.conv2d(x, w, b, **kw))
+
+
+def build_model(name, impl):
+    if name == "lenet":
+        from torchconv_impl.models import LeNet5
+        return LeNet5(impl="torch")
+    import torchvision
+    return torchvision.models.alexnet(weights=None)
+
+
+def make_runner(case, impl, device, dtype, channels_last):
+    """Returns {phase: zero-argument callable} for one implementation of a case."""
+    F = ours_F if impl == "ours" else torch_F
+    memory_format = torch.channels_last if channels_last and len(case.input) == 4 else torch.contiguous_format
+    x = torch.randn(case.input, device=device, dtype=dtype).contiguous(memory_format=memory_format)
+    if case.op.startswith("model:"):
+        model = build_model(case.op.split(":")[1], impl).to(device=device, dtype=dtype).eval()
+        if impl == "ours":
+            model = torchconv_impl.convert(model)
+        model = model.to(memory_format=memory_format)
+        x.requires_grad_()
+
+        def fwd_bwd():
+            model.zero_grad(set_to_none=True)
+            model(x).sum().backward()
+        return {"forward": lambda: model(x.detach()), "fwd+bwd": fwd_bwd}, None
+    if case.weight is None:  # pooling
+        fn = getattr(F, case.op)
+        x.requires_grad_()
+        y = fn(x, **case.kwargs)
+        dy = torch.randn_like(y)
+        nbytes = (x.numel() + y.numel()) * x.element_size()
+        return {
+            "forward": lambda: fn(x.detach(), **case.kwargs),
+            "fwd+bwd": lambda: torch.autograd.grad(fn(x, **case.kwargs), x, dy),
+        }, ("GB/s", nbytes)
+    fn = conv2d_bias_relu(F) if case.op == "conv2d_bias_relu" else getattr(F, case.op)
+    w = torch.randn(case.weight, device=device, dtype=dtype).contiguous(memory_format=memory_format) * 0.1
+    bias_size = case.weight[0] if "transpose" not in case.op else case.weight[1] * case.kwargs.get("groups", 1)
+    b = torch.randn(bias_size, device=device, dtype=dtype)
+    x.requires_grad_(), w.requires_grad_(), b.requires_grad_()
+    y = fn(x, w, b, **case.kwargs)
+    dy = torch.randn_like(y)
+    # Each pass does one multiply-add per (output element of the convolution, C/G·K): for a
+    # transposed convolution the convolution's "output" is the smaller tensor, its input.
+    conv_output = x if "transpose" in case.op else y
+    flops = 2 * conv_output.numel() * math.prod(case.weight[1:])
+    return {
+        "forward": lambda: fn(x.detach(), w.detach(), b.detach(), **case.kwargs),
+        "input-grad": lambda: torch.autograd.grad(fn(x, w.detach(), None, **case.kwargs), x, dy),
+        "weight-grad": lambda: torch.autograd.grad(fn(x.detach(), w, None, **case.kwargs), w, dy),
+        "fwd+bwd": lambda: torch.autograd.grad(fn(x, w, b, **case.kwargs), (x, w, b), dy),
+    }, ("TFLOP/s", flops)
+
+
+def timer(device, repeats):
+    if device.type == "cuda":
+        import triton.testing
+
+        return lambda fn: triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+    def cpu_time(fn):
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1e3
+
+    return cpu_time
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--backend", default="auto", help="torchconv_impl backend for 'ours'")
+    parser.add_argument("--repeats", type=int, default=7, help="CPU repeats per measurement (median)")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this text")
+    parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png")
+    args = parser.parse_args()
+
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the baseline at its best; TF32 left as torch's defaults, same on both sides
+    time_ms = timer(device, args.repeats)
+    cases = [c for c in (GPU_CASES if device.type == "cuda" else CPU_CASES) if args.only in c.name]
+    machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    meta = dict(date=datetime.date.today().isoformat(), machine=machine, torch=torch.__version__, dtype=args.dtype,
+                channels_last=args.channels_last, backend=args.backend, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
+    print("  ".join(f"{k}={v}" for k, v in meta.items()))
+    header = f"{'case':44s} {'phase':12s} {'torch ms':>10s} {'ours ms':>10s} {'ours rate':>12s} {'torch/ours':>10s}"
+    print(header + "\n" + "-" * len(header))
+    rows = []
+    with torchconv_impl.use_backend(args.backend):
+        for case in cases:
+            runners = {impl: make_runner(case, impl, device, dtype, args.channels_last) for impl in ("torch", "ours")}
+            work = runners["ours"][1]
+            for phase in runners["ours"][0]:
+                torch_ms, ours_ms = (time_ms(runners[impl][0][phase]) for impl in ("torch", "ours"))
+                rate = ""
+                if work and phase != "fwd+bwd":
+                    unit, amount = work
+                    per_ms = {"TFLOP/s": 1e9, "GB/s": 1e6}[unit]
+                    if device.type == "cpu" and unit == "TFLOP/s":
+                        unit, per_ms = "GFLOP/s", 1e6
+                    rate = f"{amount / ours_ms / per_ms:.2f} {unit}"
+                rows.append(dict(case=case.name, phase=phase, torch_ms=torch_ms, ours_ms=ours_ms, ours_rate=rate, ratio=torch_ms / ours_ms))
+                print(f"{case.name:44s} {phase:12s} {torch_ms:10.3f} {ours_ms:10.3f} {rate:>12s} {torch_ms / ours_ms:10.2f}")
+    for phase in ("forward", "fwd+bwd"):
+        ratios = [r["ratio"] for r in rows if r["phase"] == phase]
+        if ratios:
+            print(f"geometric mean torch/ours, {phase}: {math.exp(statistics.fmean(map(math.log, ratios))):.2f}")
+    if args.out:
+        write_results(args.out, meta, rows)
+
+
+def write_results(out, meta, rows):
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(dict(meta=meta, rows=rows), f, indent=1)
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['case']} · {r['phase']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(rows) + 1.5))
+    ax.barh(labels, [r["ratio"] for r in rows])
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("torch time / our time  (> 1: ours faster)")
+    ax.set_title(f"{meta['machine']} · {meta['dtype']} · {meta['date']}")
+    ax.tick_params(axis="y", labelsize=6)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "ratios.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()
