@@ -1,6 +1,7 @@
 """torchconv_impl: CNN layers as autograd Functions with hand-derived backward passes."""
 from . import autograd, functional, nn  # noqa: F401
 from ._geometry import ArgumentError  # noqa: F401
+from .convert import convert  # noqa: F401
 from .backends import get_backend, set_backend, use_backend  # noqa: F401
 
 __version__ = "0.1.0"
