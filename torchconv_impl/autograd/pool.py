@@ -10,6 +10,10 @@ forward, so its backward is linear in δ and independent of x. The backward of t
 (scatter-add at the indices) is its adjoint, a gather at the same indices; and the gather's
 adjoint is the scatter-add again. Average pooling's backward is the adjoint of its forward and
 vice versa. Every backward calls these Functions, so gradgradcheck passes.
+
+Layouts follow torch: results and gradients of 2-d pooling are channels_last when the input
+is; of 3-d pooling, only max pooling keeps channels_last_3d (torch's other 3-d pools return
+contiguous tensors). The index-routing Functions take that layout as ``memory_format``.
 """
 from __future__ import annotations
 
@@ -17,18 +21,25 @@ import torch
 from torch.autograd import Function
 
 from .. import backends
-from .conv import _memory_format_of
 
 
-def _like(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """``output`` in ``reference``'s memory format (channels_last in, channels_last out, as torch)."""
-    return output.contiguous(memory_format=_memory_format_of(reference))
+def _memory_format(input: torch.Tensor, *, keeps_channels_last_3d: bool) -> torch.memory_format:
+    if input.dim() == 4 and not input.is_contiguous() and input.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    if (
+        keeps_channels_last_3d
+        and input.dim() == 5
+        and not input.is_contiguous()
+        and input.is_contiguous(memory_format=torch.channels_last_3d)
+    ):
+        return torch.channels_last_3d
+    return torch.contiguous_format
 
 
 def _route_to_argmax(ctx, grad_output) -> torch.Tensor:
     """Max pooling's (and adaptive max pooling's) dX: δ scattered to the saved argmax."""
     (indices,) = ctx.saved_tensors
-    return MaxPoolInputGrad.apply(grad_output, indices, ctx.input_size, ctx.backend)
+    return MaxPoolInputGrad.apply(grad_output, indices, ctx.input_size, ctx.memory_format, ctx.backend)
 
 
 class MaxPool(Function):
@@ -39,8 +50,9 @@ class MaxPool(Function):
         output, indices = backends.op(backend, "max_pool_forward")(input, kernel_size, stride, padding, dilation, ceil_mode)
         ctx.save_for_backward(indices)
         ctx.mark_non_differentiable(indices)
+        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=True)
         ctx.input_size, ctx.backend = input.shape[2:], backend
-        return _like(output, input), _like(indices, input)
+        return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
@@ -55,8 +67,9 @@ class AdaptiveMaxPool(Function):
         output, indices = backends.op(backend, "adaptive_max_pool_forward")(input, tuple(output_size))
         ctx.save_for_backward(indices)
         ctx.mark_non_differentiable(indices)
+        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=False)
         ctx.input_size, ctx.backend = input.shape[2:], backend
-        return _like(output, input), _like(indices, input)
+        return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
@@ -70,15 +83,16 @@ class MaxPoolInputGrad(Function):
     """
 
     @staticmethod
-    def forward(ctx, grad_output, indices, input_size, backend):
+    def forward(ctx, grad_output, indices, input_size, memory_format, backend):
         ctx.save_for_backward(indices)
-        ctx.backend = backend
-        return _like(backends.op(backend, "max_pool_backward")(grad_output, indices, tuple(input_size)), grad_output)
+        ctx.memory_format, ctx.backend = memory_format, backend
+        grad_input = backends.op(backend, "max_pool_backward")(grad_output, indices, tuple(input_size))
+        return grad_input.contiguous(memory_format=memory_format)
 
     @staticmethod
     def backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
-        return MaxUnpoolInputGrad.apply(grad_grad_input, indices, ctx.backend), None, None, None
+        return MaxUnpoolInputGrad.apply(grad_grad_input, indices, ctx.memory_format, ctx.backend), None, None, None, None
 
 
 class MaxUnpool(Function):
@@ -87,28 +101,32 @@ class MaxUnpool(Function):
     @staticmethod
     def forward(ctx, input, indices, output_size, backend):
         ctx.save_for_backward(indices)
+        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=False)
         ctx.backend = backend
-        return _like(backends.op(backend, "max_unpool_forward")(input, indices, tuple(output_size)), input)
+        output = backends.op(backend, "max_unpool_forward")(input, indices, tuple(output_size))
+        return output.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
     def backward(ctx, grad_output):
         (indices,) = ctx.saved_tensors
-        return MaxUnpoolInputGrad.apply(grad_output, indices, ctx.backend), None, None, None
+        return MaxUnpoolInputGrad.apply(grad_output, indices, ctx.memory_format, ctx.backend), None, None, None
 
 
 class MaxUnpoolInputGrad(Function):
     """dX[p] = δ[indices[p]] (gather).   Backward (its adjoint): scatter-add, MaxPoolInputGrad."""
 
     @staticmethod
-    def forward(ctx, grad_output, indices, backend):
+    def forward(ctx, grad_output, indices, memory_format, backend):
         ctx.save_for_backward(indices)
-        ctx.input_size, ctx.backend = grad_output.shape[2:], backend
-        return _like(backends.op(backend, "max_unpool_backward")(grad_output, indices), grad_output)
+        ctx.input_size, ctx.memory_format, ctx.backend = grad_output.shape[2:], memory_format, backend
+        grad_input = backends.op(backend, "max_unpool_backward")(grad_output, indices)
+        return grad_input.contiguous(memory_format=memory_format)
 
     @staticmethod
     def backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
-        return MaxPoolInputGrad.apply(grad_grad_input, indices, ctx.input_size, ctx.backend), None, None
+        grad = MaxPoolInputGrad.apply(grad_grad_input, indices, ctx.input_size, ctx.memory_format, ctx.backend)
+        return grad, None, None, None
 
 
 class AvgPool(Function):
@@ -117,15 +135,16 @@ class AvgPool(Function):
     @staticmethod
     def forward(ctx, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
         ctx.options = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend)
-        ctx.input_size = input.shape[2:]
+        ctx.input_size, ctx.memory_format = input.shape[2:], _memory_format(input, keeps_channels_last_3d=False)
         output = backends.op(backend, "avg_pool_forward")(
             input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
         )
-        return _like(output, input)
+        return output.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
     def backward(ctx, grad_output):
-        return (AvgPoolInputGrad.apply(grad_output, ctx.input_size, *ctx.options),) + (None,) * 7
+        grad_input = AvgPoolInputGrad.apply(grad_output, ctx.input_size, *ctx.options)
+        return (grad_input.contiguous(memory_format=ctx.memory_format),) + (None,) * 7
 
 
 class AvgPoolInputGrad(Function):
@@ -138,10 +157,9 @@ class AvgPoolInputGrad(Function):
     @staticmethod
     def forward(ctx, grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
         ctx.options = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend)
-        grad_input = backends.op(backend, "avg_pool_backward")(
+        return backends.op(backend, "avg_pool_backward")(
             grad_output, tuple(input_size), kernel_size, stride, padding, count_include_pad, divisor_override
         )
-        return _like(grad_input, grad_output)
 
     @staticmethod
     def backward(ctx, grad_grad_input):
@@ -154,11 +172,14 @@ class AdaptiveAvgPool(Function):
     @staticmethod
     def forward(ctx, input, output_size, backend):
         ctx.input_size, ctx.backend = input.shape[2:], backend
-        return _like(backends.op(backend, "adaptive_avg_pool_forward")(input, tuple(output_size)), input)
+        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=False)
+        output = backends.op(backend, "adaptive_avg_pool_forward")(input, tuple(output_size))
+        return output.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
     def backward(ctx, grad_output):
-        return AdaptiveAvgPoolInputGrad.apply(grad_output, ctx.input_size, ctx.backend), None, None
+        grad_input = AdaptiveAvgPoolInputGrad.apply(grad_output, ctx.input_size, ctx.backend)
+        return grad_input.contiguous(memory_format=ctx.memory_format), None, None
 
 
 class AdaptiveAvgPoolInputGrad(Function):
@@ -167,7 +188,7 @@ class AdaptiveAvgPoolInputGrad(Function):
     @staticmethod
     def forward(ctx, grad_output, input_size, backend):
         ctx.output_size, ctx.backend = grad_output.shape[2:], backend
-        return _like(backends.op(backend, "adaptive_avg_pool_backward")(grad_output, tuple(input_size)), grad_output)
+        return backends.op(backend, "adaptive_avg_pool_backward")(grad_output, tuple(input_size))
 
     @staticmethod
     def backward(ctx, grad_grad_input):

@@ -1,0 +1,464 @@
+"""Pooling vs torch (the oracle): outputs, indices, gradients, double gradients, errors, modules."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as TF
+from support import DEVICE, TOLERANCES, assert_close, backend, no_native_ops  # noqa: F401 (fixture)
+
+import torchconv_impl.functional as F
+import torchconv_impl.nn as N
+from torchconv_impl import ArgumentError
+
+DTYPES = [torch.float32, torch.float64]
+TORCH_ERRORS = (RuntimeError, ValueError, TypeError, NotImplementedError, IndexError)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tensors here are tiny: torch's intra-op threads only add overhead, and on a busy 2-core
+    machine each native pooling call stalls for milliseconds waiting for them."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _name(fn_name: str, nd: int) -> str:
+    return f"{fn_name}{nd}d"
+
+
+def ours_and_torch(fn_name: str, nd: int):
+    name = _name(fn_name, nd)
+    return getattr(F, name), getattr(TF, name)
+
+
+def torch_accepts(theirs, *args, **kwargs) -> bool:
+    try:
+        theirs(*args, **kwargs)
+    except TORCH_ERRORS:
+        return False
+    return True
+
+
+def compare(ours, theirs, input, *args, msg="", **kwargs):
+    """Run both on ``input`` (as a leaf): outputs and indices equal (exactly for max), same
+    memory format, and, for float inputs, the same input gradient for a random δ. Ours runs
+    under ``no_native_ops``, backward included."""
+    x = input.detach().requires_grad_(input.is_floating_point())
+    expected = theirs(x, *args, **kwargs)
+    with no_native_ops():
+        actual = ours(x, *args, **kwargs)
+    assert isinstance(actual, tuple) == isinstance(expected, tuple), msg
+    actual, expected = (actual, expected) if isinstance(actual, tuple) else ((actual,), (expected,))
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape and a.dtype == e.dtype, f"{msg}: {a.shape} {a.dtype} vs {e.shape} {e.dtype}"
+        tolerance = TOLERANCES.get(e.dtype, dict(rtol=0, atol=0))
+        torch.testing.assert_close(a, e, **tolerance, equal_nan=True, msg=lambda m: f"{msg}: {m}")
+        assert_same_layout(a, e, msg)
+    if x.requires_grad and expected[0].numel():
+        delta = torch.randn_like(expected[0])
+        (expected_grad,) = torch.autograd.grad(expected[0], x, delta)
+        with no_native_ops():
+            (actual_grad,) = torch.autograd.grad(actual[0], x, delta)
+        assert_close(actual_grad, expected_grad, msg=f"{msg}: input gradient")
+
+
+def assert_same_layout(actual, expected, msg):
+    memory_format = {4: torch.channels_last, 5: torch.channels_last_3d}.get(expected.dim())
+    if memory_format is not None and expected.numel() > 1:
+        wanted = expected.is_contiguous(memory_format=memory_format)
+        assert actual.is_contiguous(memory_format=memory_format) == wanted, f"{msg}: {memory_format} expected {wanted}"
+
+
+def make_input(shape, dtype, memory_format=torch.contiguous_format):
+    if dtype.is_floating_point:
+        t = torch.randn(shape, dtype=dtype, device=DEVICE)
+    else:
+        t = torch.randint(-50, 50, shape, device=DEVICE).to(dtype)
+    return t.contiguous(memory_format=memory_format)
+
+
+# ---------------------------------------------------------------------------------------------
+# Max pooling: PyTorch's OpInfo sample product (common_methods_invocations._TestParamsMaxPool*).
+
+MAX_POOL_OPTIONS = {
+    1: dict(kernel_size=[3, (3,)], stride=[2, None, (2,)], padding=[0, 1, (1,)], dilation=[1, (1,)]),
+    2: dict(kernel_size=[3, (3, 2)], stride=[2, None, (2, 1)], padding=[0, 1, (1, 1)], dilation=[1, (1, 2)]),
+    3: dict(kernel_size=[3, (3, 2, 3)], stride=[2, None, (2, 1, 2)], padding=[0, 1], dilation=[1, (1, 2, 1)]),
+}
+OPINFO_SPATIAL = {1: [(3,), (6,)], 2: [(3, 6), (6, 6)], 3: [(3, 6, 5), (6, 6, 5)]}
+
+
+def opinfo_shapes(nd):
+    for batch, spatial in itertools.product([(1,), (2,), ()], OPINFO_SPATIAL[nd]):
+        shape = (*batch, 2, *spatial)
+        yield shape, torch.contiguous_format
+        if nd == 2 and len(shape) == 4:  # as OpInfo: channels_last for batched 2-d only
+            yield shape, torch.channels_last
+
+
+def kwargs_product(options):
+    for values in itertools.product(*options.values()):
+        yield dict(zip(options, values))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "nd, shape, memory_format",
+    [(nd, shape, mf) for nd in (1, 2, 3) for shape, mf in opinfo_shapes(nd)],
+    ids=lambda v: str(v).replace("torch.", ""),
+)
+def test_max_pool_opinfo_samples(backend, nd, shape, memory_format, dtype):
+    ours, theirs = ours_and_torch("max_pool", nd)
+    options = dict(MAX_POOL_OPTIONS[nd], ceil_mode=[True, False], return_indices=[True, False])
+    x = make_input(shape, dtype, memory_format)
+    accepted = 0
+    for kwargs in kwargs_product(options):
+        if not torch_accepts(theirs, x, **kwargs):
+            with pytest.raises(ArgumentError):
+                ours(x, **kwargs)
+            continue
+        accepted += 1
+        compare(ours, theirs, x, msg=str(kwargs), **kwargs)
+    assert accepted > 0
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_pool_stride_forms(backend, nd):
+    """stride None, [] and () all mean the kernel size."""
+    ours, theirs = ours_and_torch("max_pool", nd)
+    x = make_input((2, 3, *(7,) * nd), torch.float64)
+    for stride in (None, [], ()):
+        if torch_accepts(theirs, x, 2, stride):
+            compare(ours, theirs, x, 2, stride, msg=f"stride={stride!r}")
+        else:
+            assert ours(x, 2, stride).shape == ours(x, 2).shape
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.int8])
+def test_max_pool_integer_dtypes(backend, dtype):
+    x = make_input((2, 3, 5, 6), dtype)
+    compare(F.max_pool2d, TF.max_pool2d, x, 3, 2, 1, return_indices=True)
+    compare(F.max_pool1d, TF.max_pool1d, x[0], 2, 1, 1, return_indices=True)
+    compare(F.max_pool3d, TF.max_pool3d, x, (1, 2, 3), padding=(0, 1, 1), ceil_mode=True)
+
+
+NAN, INF = float("nan"), float("inf")
+# Windows with NaNs (torch's index: the last NaN), ties (the first maximum), all −inf windows
+# overlapping the padding (the first in-bounds element), and NaN beside −inf.
+SPECIAL_ROW = [1.0, NAN, 3.0, NAN, 2.0, 5.0, 5.0, 0.0, -INF, -INF, 1.0, NAN, -INF, -INF, -INF, NAN, 4.0, 4.0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_pool_nan_ties_and_infinities(backend, nd, dtype):
+    row = torch.tensor(SPECIAL_ROW, dtype=dtype, device=DEVICE)
+    plane = torch.stack([row, row.roll(1), row.flip(0), torch.full_like(row, -INF)])  # (4, 18)
+    x = plane.expand(2, 2, 4, 18).reshape(2, 2, *{1: (72,), 2: (4, 18), 3: (2, 2, 18)}[nd])
+    ours, theirs = ours_and_torch("max_pool", nd)
+    other = (1,) * (nd - 1)  # the windows slide along the last dim, 2 wide (padded by ≤ 1) across the others
+    for kernel, stride, padding, dilation in [(4, None, 0, 1), (3, 2, 1, 1), (3, 1, 1, 2), (2, 1, 1, 1)]:
+        for ceil_mode in (False, True):
+            args = dict(
+                kernel_size=(2,) * (nd - 1) + (kernel,),
+                stride=stride and other + (stride,),
+                padding=(min(padding, 1),) * (nd - 1) + (padding,),
+                dilation=other + (dilation,),
+                ceil_mode=ceil_mode,
+            )
+            compare(ours, theirs, x, return_indices=True, msg=str(args), **args)
+    ours, theirs = ours_and_torch("adaptive_max_pool", nd)
+    for size in (1, 3, 5):
+        compare(ours, theirs, x, size, return_indices=True, msg=f"adaptive {size}")
+
+
+def test_max_pool_indices_are_flat_plane_positions(backend):
+    x = torch.zeros(1, 1, 3, 4, device=DEVICE)
+    x[0, 0, 2, 1] = 1.0
+    _, indices = F.max_pool2d(x, (3, 4), return_indices=True)
+    assert indices.item() == 2 * 4 + 1
+
+
+def test_max_pool_overlapping_windows_accumulate(backend):
+    """A shared argmax receives the sum of δ of every window that chose it: windows
+    [pad 0 9], [0 9 0], [9 0 0] all pick the 9; [0 0 pad] picks its first 0."""
+    x = torch.tensor([[[0.0, 9.0, 0.0, 0.0]]], device=DEVICE, requires_grad=True)
+    output = F.max_pool1d(x, 3, stride=1, padding=1)
+    (grad,) = torch.autograd.grad(output, x, torch.tensor([[[1.0, 2.0, 4.0, 8.0]]], device=DEVICE))
+    torch.testing.assert_close(grad, torch.tensor([[[0.0, 7.0, 8.0, 0.0]]], device=DEVICE))
+
+
+# ---------------------------------------------------------------------------------------------
+# Average pooling.
+
+AVG_POOL_OPTIONS = {
+    1: dict(kernel_size=[3, (2,)], stride=[None, 2, (1,)], padding=[0, 1]),
+    2: dict(kernel_size=[3, (3, 2)], stride=[None, 2, (2, 1)], padding=[0, 1, (1, 0)]),
+    3: dict(kernel_size=[3, (3, 2, 3)], stride=[None, 2, (2, 1, 2)], padding=[0, 1]),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("batch", [(2,), ()], ids=["batched", "unbatched"])
+def test_avg_pool_options(backend, nd, batch, dtype):
+    ours, theirs = ours_and_torch("avg_pool", nd)
+    options = dict(AVG_POOL_OPTIONS[nd], ceil_mode=[False, True], count_include_pad=[True, False])
+    if nd > 1:
+        options["divisor_override"] = [None, 3, -2]
+    spatial = {1: (7,), 2: (6, 5), 3: (4, 5, 6)}[nd]
+    memory_format = torch.channels_last if nd == 2 and batch else torch.contiguous_format
+    x = make_input((*batch, 2, *spatial), dtype, memory_format)
+    for kwargs in kwargs_product(options):
+        if not torch_accepts(theirs, x, **kwargs):
+            with pytest.raises(ArgumentError):
+                ours(x, **kwargs)
+            continue
+        compare(ours, theirs, x, msg=str(kwargs), **kwargs)
+
+
+def test_avg_pool_ceil_mode_drops_window_starting_in_padding(backend):
+    """Length 5, k=2, s=2, p=1, ceil: (5+2−2+1)/2+1 = 4 windows, but the 4th would start at
+    padded position 6 ≥ 5+1 (in the right padding), so torch keeps 3."""
+    x = make_input((1, 1, 5), torch.float64)
+    assert F.avg_pool1d(x, 2, 2, 1, ceil_mode=True).shape[-1] == 3
+    compare(F.avg_pool1d, TF.avg_pool1d, x, 2, 2, 1, ceil_mode=True, count_include_pad=False)
+    compare(F.max_pool1d, TF.max_pool1d, x, 2, 2, 1, ceil_mode=True, return_indices=True)
+
+
+def test_avg_pool_int64_truncates(backend):
+    x = make_input((2, 3, 5, 7), torch.int64)
+    compare(F.avg_pool2d, TF.avg_pool2d, x, 3, 2, 1, count_include_pad=False)
+    compare(F.avg_pool1d, TF.avg_pool1d, x[0], 2)
+    compare(F.avg_pool3d, TF.avg_pool3d, x, (1, 2, 3), divisor_override=-2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive pooling.
+
+ADAPTIVE_SIZES = {
+    1: [1, 3, 7, (4,), 10],
+    2: [1, (3, 2), (None, 4), (7, 5), (9, 11), (2, None)],
+    3: [1, (2, None, 3), (5, 4, 6), (3, 7, 2)],
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["adaptive_avg_pool", "adaptive_max_pool"])
+def test_adaptive_pool_sizes(backend, kind, nd, dtype):
+    ours, theirs = ours_and_torch(kind, nd)
+    spatial = {1: (7,), 2: (7, 5), 3: (5, 4, 6)}[nd]
+    extra = dict(return_indices=True) if kind == "adaptive_max_pool" else {}
+    for batch, memory_format in [((2,), torch.contiguous_format), ((), torch.contiguous_format), ((2,), "channels_last")]:
+        if memory_format == "channels_last":
+            memory_format = {2: torch.channels_last, 3: torch.channels_last_3d}.get(nd)
+            if memory_format is None:
+                continue
+        x = make_input((*batch, 3, *spatial), dtype, memory_format)
+        for size in ADAPTIVE_SIZES[nd]:
+            if nd == 1 and isinstance(size, tuple) and None in size:
+                continue  # torch's 1-d ops reject None; ours keep the input size
+            compare(ours, theirs, x, size, msg=f"{batch} {memory_format} {size}", **extra)
+
+
+def test_adaptive_pool_empty_output_and_channels(backend):
+    x = make_input((2, 3, 5, 6), torch.float64)
+    compare(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, x, (0, 2))
+    compare(F.adaptive_max_pool2d, TF.adaptive_max_pool2d, x, 0, return_indices=True)
+    compare(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, make_input((2, 0, 5, 6), torch.float64), 3)
+    compare(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, make_input((0, 3, 5, 6), torch.float64), 3)
+
+
+def test_one_to_one_windows_are_the_identity(backend):
+    x = make_input((2, 3, 4, 5), torch.float64)
+    torch.testing.assert_close(F.adaptive_avg_pool2d(x, (4, 5)), x, rtol=0, atol=0)
+    torch.testing.assert_close(F.avg_pool2d(x, 1), x, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Max unpooling.
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_unpool_round_trip(backend, nd, dtype):
+    ours, theirs = ours_and_torch("max_unpool", nd)
+    pool = getattr(TF, _name("max_pool", nd))
+    spatial = {1: (8,), 2: (6, 8), 3: (4, 6, 8)}[nd]
+    odd = tuple(s + 1 for s in spatial)
+    # Windows that do not overlap (an index shared by two windows makes unpooling ambiguous);
+    # the output plane must have the pooled input's size for the flat indices to mean the same.
+    for batch, kernel, stride, padding, output_size in [
+        ((2,), 2, None, 0, None),  # the default size is the input's
+        ((), 2, None, 0, None),
+        ((2,), 3, 3, 1, spatial),
+        ((2,), 2, 3, 0, spatial),
+        ((2,), 2, None, 0, odd),  # one more than the default
+        ((2,), 2, None, 0, (2, 3, *odd)),  # given with batch and channels
+    ]:
+        spatial_in = spatial if output_size is None else output_size[-nd:]
+        x = make_input((*batch, 3, *spatial_in), dtype)
+        pooled, indices = pool(x, kernel, stride, padding, return_indices=True)
+        options = dict(kernel_size=kernel, stride=stride, padding=padding, output_size=output_size)
+        compare(lambda p, **k: ours(p, indices, **k), lambda p, **k: theirs(p, indices, **k), pooled, msg=str(options), **options)
+
+
+def test_max_unpool_integer(backend):
+    x = make_input((2, 3, 4, 6), torch.int32)
+    pooled, indices = F.max_pool2d(x, 2, return_indices=True)
+    expected = TF.max_unpool2d(pooled.double(), indices, 2).to(torch.int32)  # torch has no integer unpool
+    torch.testing.assert_close(F.max_unpool2d(pooled, indices, 2), expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradcheck / gradgradcheck (float64; torch supports double backward for every pooling op).
+
+
+def _max_unpool_of_pool(nd):
+    pool, unpool = getattr(F, _name("max_pool", nd)), getattr(F, _name("max_unpool", nd))
+
+    def fn(x):
+        pooled, indices = pool(x, 2, return_indices=True)
+        return unpool(pooled * 2, indices, 2, output_size=x.shape[2:])
+
+    return fn
+
+
+GRADCHECK_CASES = [
+    ("max_pool", lambda nd: lambda x: getattr(F, _name("max_pool", nd))(x, 3, 1, 1, 1, True)),
+    ("max_pool dilated", lambda nd: lambda x: getattr(F, _name("max_pool", nd))(x, 2, 2, 1, 2, True)),
+    ("avg_pool", lambda nd: lambda x: getattr(F, _name("avg_pool", nd))(x, 3, 2, 1, True, False)),
+    ("avg_pool overlapping", lambda nd: lambda x: getattr(F, _name("avg_pool", nd))(x, 2, 1, 1)),
+    ("adaptive_avg_pool", lambda nd: lambda x: getattr(F, _name("adaptive_avg_pool", nd))(x, 3)),
+    ("adaptive_max_pool", lambda nd: lambda x: getattr(F, _name("adaptive_max_pool", nd))(x, 3)),
+    ("max_unpool", _max_unpool_of_pool),
+]
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("case", GRADCHECK_CASES, ids=[c[0] for c in GRADCHECK_CASES])
+def test_gradcheck_and_gradgradcheck(backend, case, nd):
+    fn = case[1](nd)
+    x = torch.randn(1, 2, *(5, 4, 3)[:nd], dtype=torch.float64, device=DEVICE, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+    with no_native_ops():  # once, not inside gradcheck: the dispatch check is slow per op
+        output = fn(x)
+        delta = torch.randn_like(output, requires_grad=True)
+        (grad,) = torch.autograd.grad(output, x, delta, create_graph=True)
+        torch.autograd.grad(grad, delta, torch.randn_like(grad))
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument errors: each rejected by torch too, and by us with an ArgumentError naming the problem.
+
+X1, X2, X3 = (torch.randn(1, 2, *(6,) * nd) for nd in (1, 2, 3))
+IDX2 = TF.max_pool2d(X2, 2, return_indices=True)[1]
+ERROR_CASES = [
+    ("max_pool2d", (X2[0, 0], 2), {}, "input to be 3-D"),
+    ("max_pool2d", (X2[None], 2), {}, "input to be 3-D"),
+    ("max_pool1d", (torch.randn(0, 4), 2), {}, "non-zero channel"),
+    ("max_pool2d", (torch.randn(1, 2, 0, 6), 2), {}, "non-zero channel and spatial"),
+    ("max_pool2d", (X2, 0), {}, "kernel_size to be positive"),
+    ("max_pool2d", (X2, -1), {}, "kernel_size to be positive"),
+    ("max_pool2d", (X2, (2, 2, 2)), {}, "kernel_size to be an int or a tuple of 2"),
+    ("max_pool2d", (X2, 2, 0), {}, "stride to be positive"),
+    ("max_pool1d", (X1, 2, 0), {}, "stride to be positive"),
+    ("max_pool2d", (X2, 3, 1, -1), {}, "padding to be non-negative"),
+    ("max_pool2d", (X2, 3, 1, 2), {}, "padding to be at most half"),
+    ("max_pool2d", (X2, 3, 1, 2, 2), {}, "padding to be at most half"),  # dilation does not widen it
+    ("max_pool1d", (X1, 2, 1, 2), {"return_indices": True}, "padding to be at most half"),
+    ("max_pool2d", (X2, 2), {"dilation": 0}, "dilation to be positive"),
+    ("max_pool2d", (X2, 7), {}, "too small"),
+    ("max_pool3d", (X3, 3), {"dilation": 3}, "too small"),
+    ("max_pool2d", (X2.bool(), 2), {}, "floating-point or integer dtype"),
+    ("max_pool2d", (X2.to(torch.complex64), 2), {}, "floating-point or integer dtype"),
+    ("avg_pool2d", (X2, 3, 1, 2), {}, "padding to be at most half"),
+    ("avg_pool1d", (X1, 2, 0), {}, "stride to be positive"),
+    ("avg_pool2d", (X2, 7), {}, "too small"),
+    ("avg_pool2d", (X2, 2), {"divisor_override": 0}, "divisor_override to be None or a non-zero int"),
+    ("avg_pool2d", (X2, 2), {"divisor_override": 2.5}, "divisor_override to be None or a non-zero int"),
+    ("avg_pool2d", (X2.int(), 2), {}, "floating-point dtype or int64"),
+    ("avg_pool3d", (torch.randn(1, 0, 6, 6, 6), 2), {}, "non-zero channel"),
+    ("adaptive_avg_pool2d", (X2, -1), {}, "output_size to be non-negative"),
+    ("adaptive_avg_pool2d", (X2, (3,)), {}, "output_size to be an int or a tuple of 2"),
+    ("adaptive_avg_pool2d", (X2, (3, 3, 3)), {}, "output_size to be an int or a tuple of 2"),
+    ("adaptive_avg_pool2d", (torch.randn(1, 2, 0, 4), 2), {}, "non-zero spatial"),
+    ("adaptive_avg_pool2d", (torch.randn(3, 4), 2), {}, "input to be 3-D"),
+    ("adaptive_avg_pool2d", (X2.long(), 2), {}, "floating-point dtype"),
+    ("adaptive_max_pool2d", (torch.randn(1, 0, 6, 6), 2), {}, "non-zero channel"),
+    ("adaptive_max_pool2d", (X2.long(), 2), {}, "floating-point dtype"),
+    ("adaptive_avg_pool1d", (torch.randn(4), 2), {}, "input to be 2-D"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2.int(), 2), {}, "indices to be an int64 tensor"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2.float(), 2), {}, "indices to be an int64 tensor"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2[..., :2], 2), {}, "indices of the input's size"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2 + 36, 2), {}, r"indices in \[0, 36\)"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2 - 36, 2), {}, r"indices in \[0, 36\)"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2, 2), {"output_size": (9, 6)}, "within one stride"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2, 2), {"output_size": (6,)}, "sequence of 2 or 4 ints"),
+    ("max_unpool2d", (X2[..., :3, :3], IDX2, 2), {"output_size": (5, 5)}, r"indices in \[0, 25\)"),
+    ("max_unpool1d", (X1[0, 0, :3], IDX2[0, 0, 0], 2), {}, "input to be 2-D"),
+    ("max_unpool2d", (X2[:, :0, :3, :3], IDX2[:, :0], 2), {}, "non-zero channel"),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, message", ERROR_CASES, ids=[f"{c[0]}-{c[3]}" for c in ERROR_CASES])
+def test_argument_errors(name, args, kwargs, message):
+    with pytest.raises(TORCH_ERRORS):
+        getattr(TF, name)(*args, **kwargs)
+    with pytest.raises(ArgumentError, match=message) as error:
+        getattr(F, name)(*args, **kwargs)
+    assert name in str(error.value)
+
+
+def test_errors_come_before_compute():
+    """A rejected call dispatches nothing."""
+    with no_native_ops() as mode:
+        with pytest.raises(ArgumentError):
+            F.max_pool2d(X2, 3, 1, 2)
+    assert not mode.forbidden
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules: torch.nn twins with the same constructor, repr, state_dict and results.
+
+MODULE_CASES = [
+    ("MaxPool1d", (3,), dict(stride=2, padding=1, dilation=1, ceil_mode=True)),
+    ("MaxPool2d", ((3, 2),), dict(stride=(2, 1), padding=1, dilation=(1, 2), return_indices=True)),
+    ("MaxPool3d", (2,), dict(ceil_mode=True)),
+    ("AvgPool1d", (3,), dict(stride=2, padding=1, ceil_mode=True, count_include_pad=False)),
+    ("AvgPool2d", ((3, 2),), dict(stride=(2, 1), padding=(1, 0), divisor_override=4)),
+    ("AvgPool3d", (2,), dict(stride=1, padding=1, count_include_pad=False)),
+    ("AdaptiveAvgPool1d", (4,), {}),
+    ("AdaptiveAvgPool2d", ((None, 3),), {}),
+    ("AdaptiveAvgPool3d", (2,), {}),
+    ("AdaptiveMaxPool1d", (4,), dict(return_indices=True)),
+    ("AdaptiveMaxPool2d", ((3, None),), {}),
+    ("AdaptiveMaxPool3d", ((2, 3, 2),), dict(return_indices=True)),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs", MODULE_CASES, ids=[c[0] for c in MODULE_CASES])
+def test_modules_match_torch_nn(backend, name, args, kwargs):
+    ours, theirs = getattr(N, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    assert isinstance(ours, type(theirs))
+    assert repr(ours) == repr(theirs)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    nd = int(name[-2])
+    x = make_input((2, 3, *(7, 6, 5)[:nd]), torch.float64)
+    compare(ours, theirs, x, msg=name)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_unpool_modules_match_torch_nn(backend, nd):
+    name = f"MaxUnpool{nd}d"
+    ours, theirs = getattr(N, name)(2, stride=2), getattr(torch.nn, name)(2, stride=2)
+    assert isinstance(ours, type(theirs)) and repr(ours) == repr(theirs)
+    x = make_input((2, 3, *(7, 6, 5)[:nd]), torch.float64)
+    pooled, indices = getattr(torch.nn, f"MaxPool{nd}d")(2, return_indices=True)(x)
+    size = x.shape[2:]
+    compare(lambda p: ours(p, indices, size), lambda p: theirs(p, indices, size), pooled, msg=name)
