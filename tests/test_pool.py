@@ -314,6 +314,18 @@ def test_max_unpool_integer(backend):
     torch.testing.assert_close(F.max_unpool2d(pooled, indices, 2), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_low_precision(backend, dtype):
+    x = make_input((2, 3, 7, 6), torch.float32)
+    compare(F.max_pool2d, TF.max_pool2d, x.to(dtype), 3, 2, 1, return_indices=True)  # a selection: exact
+    compare(F.adaptive_max_pool2d, TF.adaptive_max_pool2d, x.to(dtype), 4, return_indices=True)
+    for name, args in [("avg_pool2d", (3, 2, 1, True, False)), ("adaptive_avg_pool2d", (4,))]:
+        with no_native_ops():
+            actual = getattr(F, name)(x.to(dtype), *args)
+        assert actual.dtype == dtype
+        assert_close(actual, getattr(TF, name)(x, *args), dtype=dtype, msg=name)
+
+
 # ---------------------------------------------------------------------------------------------
 # gradcheck / gradgradcheck (float64; torch supports double backward for every pooling op).
 

@@ -102,12 +102,13 @@ def _select_max(values: torch.Tensor, index: torch.Tensor):
     in-bounds maxima ranked by reverse position (the first wins); one argmax picks the winner.
     """
     values = torch.where(index >= 0, values, _lowest(values.dtype))
-    output = values.amax(-1)  # NaN-propagating
     k = values.shape[-1]
     position = torch.arange(k, device=values.device)
-    is_max = (values == output.unsqueeze(-1)) & (index >= 0)
+    is_max = (values == values.amax(-1, keepdim=True)) & (index >= 0)
     rank = torch.where(values.isnan(), k + position, torch.where(is_max, k - position, 0))
     winner = rank.argmax(-1, keepdim=True)
+    # The winner's own value: torch's, down to the sign of a zero among equal maxima.
+    output = values.gather(-1, winner).squeeze(-1)
     indices = index.expand(values.shape).gather(-1, winner).squeeze(-1)
     return output, indices
 
