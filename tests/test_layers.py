@@ -25,18 +25,23 @@ def leaf(*shape, dtype=torch.float64):
     return torch.randn(shape, dtype=dtype, device=DEVICE, requires_grad=True)
 
 
-def compare(ours_fn, torch_fn, inputs):
-    """Same output (shape, dtype, values) and the same gradient w.r.t. every input that requires grad."""
+def compare(ours_fn, torch_fn, inputs, ours_params=(), torch_params=()):
+    """Same output (shape, dtype, values), and the same gradient w.r.t. every input that requires
+    grad and each parameter (ours_params[i] pairs with torch_params[i])."""
     with no_native_ops():
         output = ours_fn(*inputs)
         grad_output = torch.randn_like(output)
-        our_grads = grads(output, inputs, grad_output)
+        our_grads = grads(output, [*inputs, *ours_params], grad_output)
     expected = torch_fn(*inputs)
     assert output.shape == expected.shape and output.dtype == expected.dtype
     assert_close(output, expected)
-    for ours_grad, torch_grad in zip(our_grads, grads(expected, inputs, grad_output)):
+    for ours_grad, torch_grad in zip(our_grads, grads(expected, [*inputs, *torch_params], grad_output)):
         if torch_grad is not None:
             assert_close(ours_grad, torch_grad)
+
+
+def compare_modules(mine, theirs, inputs):
+    compare(mine, theirs, inputs, list(mine.parameters()), list(theirs.parameters()))
 
 
 def same_module(ours_cls, torch_cls, *args, **kwargs):
@@ -49,20 +54,6 @@ def same_module(ours_cls, torch_cls, *args, **kwargs):
     for (name, ours_tensor), (_, torch_tensor) in zip(mine.state_dict().items(), theirs.state_dict().items()):
         assert torch.equal(ours_tensor, torch_tensor), name
     return mine, theirs
-
-
-def compare_modules(mine, theirs, inputs):
-    """``compare`` for two modules: the gradients also w.r.t. their parameters."""
-    with no_native_ops():
-        output = mine(*inputs)
-        grad_output = torch.randn_like(output)
-        our_grads = grads(output, [*inputs, *mine.parameters()], grad_output)
-    expected = theirs(*inputs)
-    assert output.shape == expected.shape and output.dtype == expected.dtype
-    assert_close(output, expected)
-    for ours_grad, torch_grad in zip(our_grads, grads(expected, [*inputs, *theirs.parameters()], grad_output)):
-        if torch_grad is not None:
-            assert_close(ours_grad, torch_grad)
 
 
 # ---------------------------------------------------------------------------------------- linear
