@@ -147,12 +147,27 @@ def test_int64_offsets_path(monkeypatch):
         _check_against_torch(functools.partial(call, F), functools.partial(call, TF), inputs, torch.float32)
 
 
-def test_dot_precision_follows_torch_tf32_flag(monkeypatch):
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    assert _common.dot_precision(torch.float32) == "tf32"
-    assert _common.dot_precision(torch.float64) == _common.dot_precision(torch.float16) == "ieee"
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    assert _common.dot_precision(torch.float32) == "ieee"
+def test_dot_precision_follows_torch_tf32_flags():
+    cudnn = torch.backends.cudnn
+    # torch ≥ 2.9 keeps the legacy allow_tf32 in the fp32_precision flags (where monkeypatch
+    # cannot undo): save and restore those.
+    flags = [(cudnn.conv, "fp32_precision"), (torch.backends, "fp32_precision")] if hasattr(cudnn, "conv") else [(cudnn, "allow_tf32")]
+    saved = [getattr(obj, name) for obj, name in flags]
+    try:
+        cudnn.allow_tf32 = True
+        assert _common.dot_precision(torch.float32) == "tf32"
+        assert _common.dot_precision(torch.float64) == _common.dot_precision(torch.float16) == "ieee"
+        cudnn.allow_tf32 = False
+        assert _common.dot_precision(torch.float32) == "ieee"
+        if hasattr(cudnn, "conv"):
+            cudnn.conv.fp32_precision = "tf32"
+            assert _common.dot_precision(torch.float32) == "tf32"
+            cudnn.conv.fp32_precision = "none"  # defers to the global flag
+            torch.backends.fp32_precision = "tf32"
+            assert _common.dot_precision(torch.float32) == "tf32"
+    finally:
+        for (obj, name), value in zip(flags, saved):
+            setattr(obj, name, value)
 
 
 def test_cpu_tensors_need_the_interpreter(monkeypatch):

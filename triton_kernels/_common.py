@@ -35,8 +35,21 @@ def accumulator(dtype: torch.dtype):
 
 
 def dot_precision(dtype: torch.dtype) -> str:
-    """TF32 for float32 only where torch's own convolution would use it (cudnn.allow_tf32)."""
-    return "tf32" if dtype == torch.float32 and torch.backends.cudnn.allow_tf32 else "ieee"
+    """TF32 for float32 only where torch's own convolution would use it."""
+    return "tf32" if dtype == torch.float32 and _cudnn_conv_allows_tf32() else "ieee"
+
+
+def _cudnn_conv_allows_tf32() -> bool:
+    """cuDNN convolution's float32 precision: ``cudnn.conv.fp32_precision``, "none" deferring to
+    ``cudnn.fp32_precision`` then ``backends.fp32_precision`` (``cudnn.allow_tf32`` sets the
+    first; reading that legacy flag raises once the new ones disagree). Older torch: allow_tf32."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is None:
+        return torch.backends.cudnn.allow_tf32
+    for precision in (conv.fp32_precision, torch.backends.cudnn.fp32_precision, torch.backends.fp32_precision):
+        if precision != "none":
+            return precision == "tf32"
+    return False
 
 
 def needs_int64(*tensors) -> bool:

@@ -94,7 +94,8 @@ def max_pool_forward_kernel(
              argmax, mask=mask)
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "C", "stride_dc"])
+# Tuning runs the kernel once per config: the atomics' target must be zeroed before each run.
+@triton.autotune(configs=_CONFIGS, key=["M", "C", "stride_dc"], reset_to_zero=["dx"])
 @triton.jit
 def max_pool_backward_kernel(
     dy, indices, dx,
