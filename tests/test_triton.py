@@ -213,7 +213,7 @@ def test_max_pool_matches_torch(shape, kwargs, dtype, channels_last):
     assert_close(grad_input, *grads(expected, [x], grad_output))
 
 
-@pytest.mark.parametrize("count_include_pad, divisor_override", [(True, None), (False, None), (True, 3)])
+@pytest.mark.parametrize("count_include_pad, divisor_override", [(True, None), (False, None), (True, -3)])
 @pytest.mark.parametrize("shape, kwargs, dtype, channels_last", POOL_CASES)
 def test_avg_pool_matches_torch(shape, kwargs, dtype, channels_last, count_include_pad, divisor_override):
     kwargs = {k: v for k, v in kwargs.items() if k != "dilation"} | dict(count_include_pad=count_include_pad)

@@ -122,9 +122,9 @@ def max_pool_backward_kernel(
 @triton.jit
 def _divisor(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW,
              ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr, DIVISOR: tl.constexpr):
-    """divisor(p): DIVISOR if set (> 0), else Π over dims of the window's size clipped to the
+    """divisor(p): DIVISOR if set (non-zero), else Π over dims of the window's size clipped to the
     padded input (COUNT_PAD) or to the input (adaptive windows lie inside it: their size)."""
-    if DIVISOR > 0:
+    if DIVISOR != 0:
         return DIVISOR
     sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
     sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
