@@ -120,12 +120,10 @@ def max_pool_backward_kernel(
 
 
 @triton.jit
-def _divisor(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW,
-             ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr, DIVISOR: tl.constexpr):
-    """divisor(p): DIVISOR if set (non-zero), else Π over dims of the window's size clipped to the
+def _counted_size(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW,
+                  ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr):
+    """The divisor without divisor_override: Π over dims of window p's size clipped to the
     padded input (COUNT_PAD) or to the input (adaptive windows lie inside it: their size)."""
-    if DIVISOR != 0:
-        return DIVISOR
     sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
     sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
     sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
@@ -164,11 +162,12 @@ def avg_pool_forward_kernel(
                   & (iw >= 0) & (iw < tl.minimum(ew, IW)))
         acc += tl.load(x + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
                        + chans[None, :] * stride_xc, mask=inside[:, None] & chan_mask[None, :], other=0.0).to(ACC)
-    divisor = _divisor(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW, ADAPTIVE, COUNT_PAD, DIVISOR)
-    if DIVISOR == 0:
-        divisor = divisor[:, None]
+    if DIVISOR != 0:  # divisor_override
+        acc = acc / DIVISOR
+    else:
+        acc = acc / _counted_size(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW, ADAPTIVE, COUNT_PAD)[:, None]
     tl.store(y + (n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw)[:, None] + chans[None, :] * stride_yc,
-             (acc / divisor).to(y.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
+             acc.to(y.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
 
 
 @triton.jit
@@ -211,10 +210,11 @@ def avg_pool_backward_kernel(
                  & (sh <= ih) & (ih < eh) & (pw >= 0) & (pw < PW) & (sw <= iw) & (iw < ew))
         grad = tl.load(dy + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
                        + chans[None, :] * stride_dc, mask=holds[:, None] & chan_mask[None, :], other=0.0).to(ACC)
-        divisor = _divisor(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW, ADAPTIVE, COUNT_PAD, DIVISOR)
-        if DIVISOR == 0:
-            divisor = tl.where(holds, divisor, 1)[:, None]  # windows that do not hold i: no 0/0
-        acc += grad / divisor
+        if DIVISOR != 0:  # divisor_override
+            acc += grad / DIVISOR
+        else:
+            size = _counted_size(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW, ADAPTIVE, COUNT_PAD)
+            acc += grad / tl.where(holds, size, 1)[:, None]  # windows not holding i may have size 0
     tl.store(dx + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None] + chans[None, :] * stride_xc,
              acc.to(dx.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
 
