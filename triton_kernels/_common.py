@@ -13,7 +13,6 @@ import triton.language as tl
 # the kernels run on CPU tensors, program by program in numpy: one small config, no tuning.
 INTERPRET = tl.constexpr(bool(triton.knobs.runtime.interpret))  # a constexpr: kernels read it too
 
-ACCUMULATOR = {torch.float64: tl.float64}  # everything else accumulates in float32
 DOT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -31,7 +30,8 @@ def configs(space, names=("BLOCK_M", "BLOCK_N", "BLOCK_K")):
 
 
 def accumulator(dtype: torch.dtype):
-    return ACCUMULATOR.get(dtype, tl.float32)
+    """float64 sums in float64, every other dtype in float32."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 def dot_precision(dtype: torch.dtype) -> str:
