@@ -69,9 +69,9 @@ def conv_case(op, input_shape, weight_shape, bias=True, dtype=torch.float32, cha
 
 CONV_CASES = [
     conv_case("conv1d", (2, 3, 11), (4, 3, 3), stride=2, padding=1),
-    conv_case("conv1d", (1, 3, 9), (2, 3, 4), False, torch.float64, padding="same", dilation=2),  # asymmetric padding
+    conv_case("conv1d", (1, 3, 9), (2, 3, 4), False, torch.float64, padding="same", dilation=3),  # asymmetric: (4, 5)
     conv_case("conv2d", (2, 5, 6, 7), (3, 5, 3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2)),
-    conv_case("conv2d", (1, 4, 5, 6), (6, 2, 2, 3), False, torch.float64, padding="same", groups=2),
+    conv_case("conv2d", (1, 4, 5, 6), (6, 2, 2, 3), False, torch.float64, padding="same", groups=2),  # asymmetric: (0, 1), (1, 1)
     conv_case("conv2d", (2, 3, 5, 5), (6, 1, 3, 3), stride=2, padding=1, groups=3),  # depthwise, multiplier 2
     conv_case("conv2d", (2, 17, 4, 5), (18, 17, 1, 1)),  # 1×1; C, O and N·P = 40 cut 16-wide blocks
     conv_case("conv2d", (2, 3, 5, 6), (4, 3, 3, 3), channels_last=True, padding=1),
