@@ -218,7 +218,7 @@ def train_epoch(runs: list[Run], images, labels, args, stop: StopRequested) -> N
                 run.step += 1
             bar.update(len(index))
             bar.set_postfix_str(
-                "  ".join(f"{run.impl} loss {run.loss_sum / seen:.4f} {(seen - starts.start) / run.seconds:.0f} img/s" for run in runs),
+                "  ".join(f"{run.impl} loss {run.loss_sum / seen:.4f} {seen / run.seconds:.0f} img/s" for run in runs),
                 refresh=False,
             )
             stop.check()
@@ -278,7 +278,8 @@ def summary(runs: list[Run], comparison) -> str:
     if comparison:
         worst = {key: max((row[key] for row in comparison if row[key] is not None), default=float("nan")) for key in comparison[0] if key != "epoch"}
         lines.append(
-            f"ours vs twin, largest over epochs: |Δ test acc| {worst['test_accuracy_pp']:.3f} pp, "
+            f"ours vs twin, final |Δ test acc| {comparison[-1]['test_accuracy_pp']:.3f} pp; largest over epochs: "
+            f"|Δ test acc| {worst['test_accuracy_pp']:.3f} pp, "
             f"|Δ train loss| {worst['train_loss_abs']:.2e}, |Δ test loss| {worst['test_loss_abs']:.2e}, "
             f"batch-loss curve rel. diff {worst['batch_loss_rel']:.2e}; "
             f"epoch time ours/twin {np.mean([row['time_ratio'] for row in comparison]):.2f}×"
@@ -290,15 +291,18 @@ def summary(runs: list[Run], comparison) -> str:
 
 def plot_curves(runs: list[Run], path: Path) -> None:
     fig, (ax_batch, ax_loss, ax_acc) = plt.subplots(1, 3, figsize=(15, 4))
-    for run in runs:
+    for run, color in zip(runs, ("C0", "C1")):
         label = IMPL_LABELS[run.impl]
         curve = np.concatenate([h["batch_losses"] for h in run.history])
         steps = np.arange(1, len(curve) + 1) / len(run.history[0]["batch_losses"])
-        ax_batch.plot(steps, curve, lw=0.6, alpha=0.8, label=label)
+        window = max(1, len(curve) // 200)  # a running mean over 0.5 % of training
+        smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
+        ax_batch.plot(steps, curve, color=color, lw=0.3, alpha=0.25)
+        ax_batch.plot(steps[window - 1:], smooth, color=color, lw=1, label=f"{label} (running mean of {window})")
         epochs = [h["epoch"] for h in run.history]
-        ax_loss.plot(epochs, [h["train_loss"] for h in run.history], "o-", label=f"{label} train")
-        ax_loss.plot(epochs, [h["test_loss"] for h in run.history], "s--", label=f"{label} test")
-        ax_acc.plot(epochs, [h["test_accuracy"] for h in run.history], "o-", label=label)
+        ax_loss.plot(epochs, [h["train_loss"] for h in run.history], "o-", color=color, label=f"{label} train")
+        ax_loss.plot(epochs, [h["test_loss"] for h in run.history], "s--", color=color, label=f"{label} test")
+        ax_acc.plot(epochs, [h["test_accuracy"] for h in run.history], "o-", color=color, label=label)
     ax_batch.set(title="training loss per batch", xlabel="epoch", ylabel="cross-entropy", yscale="log")
     ax_loss.set(title="loss per epoch", xlabel="epoch", ylabel="cross-entropy", yscale="log")
     ax_acc.set(title="test accuracy", xlabel="epoch", ylabel="%")
