@@ -33,8 +33,8 @@ OPTIONS = [
 
 @pytest.fixture
 def script():
-    """scripts/train_lenet.py as a module; main() runs it in-process. Its --threads 1 (fast on
-    a busy shared CPU) must not outlive the test."""
+    """scripts/train_lenet.py as a module; main() runs it in-process. Its thread setting
+    (default 1) must not outlive the test."""
     threads = torch.get_num_threads()
     spec = importlib.util.spec_from_file_location("train_lenet", ROOT / "scripts" / "train_lenet.py")
     module = importlib.util.module_from_spec(spec)
@@ -163,7 +163,7 @@ def test_train_both_on_real_mnist(tmp_path, script):
     they stay together (identical initial weights and batches)."""
     metrics = script.main([
         "--impl", "both", "--epochs", "1", "--train-subset", "5000", "--test-subset", "1000", "--batch-size", "16", "--shift", "0",
-        "--data-root", str(DATA_ROOT), "--out", str(tmp_path), "--no-progress", "--threads", "1",
+        "--data-root", str(DATA_ROOT), "--out", str(tmp_path), "--no-progress",
     ])
     ours, twin = metrics["impls"]["ours"][0], metrics["impls"]["torch"][0]
     assert ours["test_accuracy"] > 90 and twin["test_accuracy"] > 90
@@ -195,7 +195,7 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, monkeypatch,
     """Ctrl-C mid-epoch saves a checkpoint; resuming from it reproduces the uninterrupted run.
     In float64 the two impls' loss curves agree to 1e-6."""
     common = ["--epochs", "2", "--train-subset", "640", "--test-subset", "200", "--impl", "both", "--dtype", "float64",
-              "--data-root", str(DATA_ROOT), "--no-progress", "--threads", "1"]
+              "--data-root", str(DATA_ROOT), "--no-progress"]
     straight = script.main(common + ["--out", str(tmp_path / "straight")])
     for ours, twin in zip(straight["impls"]["ours"], straight["impls"]["torch"], strict=True):
         torch.testing.assert_close(ours["batch_losses"], twin["batch_losses"], rtol=1e-6, atol=0)
