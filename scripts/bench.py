@@ -86,9 +86,11 @@ def conv2d_bias_relu(F):
 
 
 def build_model(name, impl):
+    """torch.nn's model; ``make_runner`` converts it for ours (LeNet5 builds either directly:
+    its masked C3 twin is a torch.nn.Conv2d subclass, which convert() leaves alone)."""
     if name == "lenet":
         from torchconv_impl.models import LeNet5
-        return LeNet5(impl="torch")
+        return LeNet5(impl=impl)
     import torchvision
     return torchvision.models.alexnet(weights=None)
 
@@ -99,16 +101,16 @@ def make_runner(case, impl, device, dtype, channels_last):
     memory_format = torch.channels_last if channels_last and len(case.input) == 4 else torch.contiguous_format
     x = torch.randn(case.input, device=device, dtype=dtype).contiguous(memory_format=memory_format)
     if case.op.startswith("model:"):
-        model = build_model(case.op.split(":")[1], impl).to(device=device, dtype=dtype).eval()
-        if impl == "ours":
+        name = case.op.split(":")[1]
+        model = build_model(name, impl).to(device=device, dtype=dtype).eval()
+        if impl == "ours" and name != "lenet":
             model = torchconv_impl.convert(model)
-        model = model.to(memory_format=memory_format)
-        x.requires_grad_()
+        model = model.to(memory_format=memory_format)  # a training step: no gradient for the images
 
         def fwd_bwd():
             model.zero_grad(set_to_none=True)
             model(x).sum().backward()
-        return {"forward": lambda: model(x.detach()), "fwd+bwd": fwd_bwd}, None
+        return {"forward": lambda: model(x), "fwd+bwd": fwd_bwd}, None
     if case.weight is None:  # pooling
         fn = getattr(F, case.op)
         x.requires_grad_()
@@ -162,12 +164,15 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--backend", default="auto", help="torchconv_impl backend for 'ours'")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=7, help="CPU repeats per measurement (median)")
     parser.add_argument("--only", default="", help="run only cases whose name contains this text")
     parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png")
     args = parser.parse_args()
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the baseline at its best; TF32 left as torch's defaults, same on both sides
     time_ms = timer(device, args.repeats)

@@ -11,25 +11,27 @@ that builds it copies contiguous runs of channels.
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from ..._geometry import ConvGeometry, prod
 
 
-def pad(x: torch.Tensor, padding) -> torch.Tensor:
-    """Zero-pad (negative: crop) each spatial dimension by its (low, high) pair."""
+def pad(x: torch.Tensor, padding, value=0) -> torch.Tensor:
+    """Pad with ``value`` (negative: crop) each spatial dimension by its (low, high) pair."""
     if all(lo == 0 and hi == 0 for lo, hi in padding):
         return x
     flat = [p for lo_hi in reversed(padding) for p in lo_hi]  # torch.nn.functional.pad wants the last dim first
-    return torch.nn.functional.pad(x, flat)
+    return torch.nn.functional.pad(x, flat, value=value)
 
 
-def windows(x: torch.Tensor, kernel_size, geometry: ConvGeometry) -> torch.Tensor:
+def windows(x: torch.Tensor, kernel_size, geometry: ConvGeometry, value=0) -> torch.Tensor:
     """im2col as a view: (N, C, *S) → (N, C, *P, *k), element [n, c, p, j] = x_pad[n, c, p·s + j·d].
 
-    Nothing is copied except the padding.
+    Nothing is copied except the padding (filled with ``value``).
     """
-    return _sliding(pad(x, geometry.padding), kernel_size, geometry.stride, geometry.dilation)
+    return _sliding(pad(x, geometry.padding, value), kernel_size, geometry.stride, geometry.dilation)
 
 
 def _sliding(x: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
@@ -45,14 +47,44 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(1, -1).contiguous().movedim(-1, 1)
 
 
+class _Scratch(threading.local):
+    """One reusable CPU buffer per thread and dtype for the im2col matrix.
+
+    The im2col matrix is K times the input and lives for one matrix product. Freshly allocated
+    blocks that large go back to the OS when freed, so each call would pay a page fault per
+    4 KiB of it — measured as several times the cost of filling it. Reusing one buffer (grown
+    to the largest size seen, as Caffe's col_buffer did) avoids that. On GPUs the caching
+    allocator already does this, so the buffer is CPU-only.
+    """
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, shape, like: torch.Tensor) -> torch.Tensor:
+        if like.device.type != "cpu":
+            return torch.empty(shape, dtype=like.dtype, device=like.device)
+        buffer = self.buffers.get(like.dtype)
+        if buffer is None or buffer.numel() < prod(shape):
+            buffer = self.buffers[like.dtype] = torch.empty(prod(shape), dtype=like.dtype)
+        return buffer[: prod(shape)].view(shape)
+
+
+_scratch = _Scratch()
+
+
 def _columns(x: torch.Tensor, kernel_size, geometry: ConvGeometry, output_size) -> torch.Tensor:
-    """The im2col matrix per group, (G, N·P, K·C/G): row (n, p) holds the window x_pad[n, :, p·s + j·d]."""
+    """The im2col matrix per group, (G, N·P, K·C/G): row (n, p) holds the window x_pad[n, :, p·s + j·d].
+
+    Valid until the next call in the same thread (it lives in a reused scratch buffer).
+    """
     n, c, nd, groups = x.shape[0], x.shape[1], len(kernel_size), geometry.groups
-    cols = _sliding(_channels_last(pad(x, geometry.padding)), kernel_size, geometry.stride, geometry.dilation)
-    cols = cols[(..., *(slice(0, p) for p in output_size), *(slice(None),) * nd)]
+    view = _sliding(_channels_last(pad(x, geometry.padding)), kernel_size, geometry.stride, geometry.dilation)
+    view = view[(..., *(slice(0, p) for p in output_size), *(slice(None),) * nd)]
     # (N, C, *P, *k) → (G, N, *P, *k, C/G)
-    cols = cols.reshape(n, groups, c // groups, *cols.shape[2:]).permute(1, 0, *range(3, 3 + 2 * nd), 2)
-    return cols.reshape(groups, n * prod(output_size), prod(kernel_size) * (c // groups))
+    view = view.reshape(n, groups, c // groups, *view.shape[2:]).permute(1, 0, *range(3, 3 + 2 * nd), 2)
+    cols = _scratch.get(view.shape, like=x)
+    cols.copy_(view)
+    return cols.view(groups, n * prod(output_size), prod(kernel_size) * (c // groups))
 
 
 def _channels_last_rows(t: torch.Tensor, groups: int) -> torch.Tensor:

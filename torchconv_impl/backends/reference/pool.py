@@ -116,15 +116,39 @@ def _select_max(values: torch.Tensor, index: torch.Tensor):
 def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     """y[n, c, p] = max_j x_pad[n, c, p·s + j·d] over the window's in-bounds elements.
 
-    The windows of the input and of its flat positions (1-based, so that zero padding reads
-    as −1 after the shift) come from the same strided view.
+    A running maximum over the kernel offsets, one strided view of the input per offset:
+    an element replaces the best so far when it is greater or NaN — torch's scan rule, so the
+    first maximum wins and so does the last NaN. Padding reads as the lowest value and never
+    replaces anything; the index starts at the window's first in-bounds element, which is
+    what torch reports for a window of −∞ alone.
     """
-    nd, input_size = len(kernel_size), input.shape[2:]
+    input_size = input.shape[2:]
     output_size = pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode)
     geometry = _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size)
-    positions = torch.arange(1, prod(input_size) + 1, device=input.device).view(1, 1, *input_size)
-    index = _flatten_windows(windows(positions, kernel_size, geometry), nd) - 1
-    return _select_max(_flatten_windows(windows(input, kernel_size, geometry), nd), index)
+    view = windows(input, kernel_size, geometry, value=_lowest(input.dtype))
+    nd = len(kernel_size)
+    # Per dim, the input coordinate p·s − pad + j·d of window p's offset j, as an (O, k) table.
+    coords = [
+        (torch.arange(o, device=input.device) * s - p).unsqueeze(1) + torch.arange(k, device=input.device) * dil
+        for o, k, s, p, dil in zip(output_size, kernel_size, stride, padding, dilation)
+    ]
+
+    def flat_index(per_dim):
+        """Row-major flat input index of one coordinate per window and dim, shaped (*P)."""
+        index = 0
+        for d, coordinate in enumerate(per_dim):
+            index = index * input_size[d] + coordinate.view(-1, *(1,) * (nd - 1 - d))
+        return index
+
+    first_inside = [c.gather(1, ((c >= 0) & (c < i)).byte().argmax(1, keepdim=True)).squeeze(1) for c, i in zip(coords, input_size)]
+    best = torch.full_like(view[(..., *(0,) * nd)], _lowest(input.dtype))
+    best_index = flat_index(first_inside).expand(best.shape)
+    for offset in itertools.product(*(range(k) for k in kernel_size)):
+        value = view[(..., *offset)]
+        better = (value > best) | value.isnan()
+        best = torch.where(better, value, best)
+        best_index = torch.where(better, flat_index([c[:, j] for c, j in zip(coords, offset)]), best_index)
+    return best, best_index
 
 
 def max_pool_backward(grad_output, indices, input_size):
