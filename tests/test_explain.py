@@ -6,7 +6,7 @@ import torch
 import torchconv_impl
 import torchconv_impl.functional as F
 from support import assert_close, no_native_ops
-from torchconv_impl.explain import conv_matrix
+from torchconv_impl.explain import conv_matrix, input_grad_by_rotation
 
 
 @pytest.mark.parametrize("mode", ["full", "valid", "same"])
@@ -79,3 +79,24 @@ def test_conv_matrix_forward_and_transpose_backward(weight_shape, input_size, kw
 def test_conv_matrix_errors():
     with pytest.raises(torchconv_impl.ArgumentError, match="input_size"):
         conv_matrix(torch.randn(1, 1, 3, 3), (3, 3))
+
+
+@pytest.mark.parametrize(
+    "input_shape, weight_shape, kwargs",
+    [
+        ((2, 4, 9), (6, 2, 3), dict(stride=2, padding=1, dilation=2, groups=2)),
+        ((1, 3, 7, 8), (4, 3, 3, 2), dict(stride=(3, 2), padding=(2, 1))),  # stride does not divide
+        ((1, 2, 5, 5, 4), (2, 1, 2, 3, 2), dict(stride=2, dilation=(1, 2, 1), groups=2)),
+    ],
+)
+def test_input_grad_by_rotation_is_the_backward(input_shape, weight_shape, kwargs):
+    """The notes' zero-insert/rotate/full-correlation form equals torch's input gradient and ours."""
+    nd = len(weight_shape) - 2
+    x = torch.randn(input_shape, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(weight_shape, dtype=torch.float64)
+    y = getattr(torch.nn.functional, f"conv{nd}d")(x, w, **kwargs)
+    delta = torch.randn_like(y)
+    expected = torch.autograd.grad(y, x, delta)[0]
+    assert_close(input_grad_by_rotation(delta, w, input_shape[2:], **kwargs), expected)
+    ours = getattr(F, f"conv{nd}d")(x, w, **kwargs)
+    assert_close(torch.autograd.grad(ours, x, delta)[0], expected)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from ._geometry import check
+from ._geometry import check, ntuple
+from .backends.reference.conv import pad
 from .functional.conv import _conv
 
 
@@ -38,3 +39,31 @@ def conv_matrix(weight, input_size, stride=1, padding=0, dilation=1, groups=1):
     units = torch.eye(torch.Size(input_size).numel(), dtype=weight.dtype, device=weight.device)
     responses = _conv(units.reshape(-1, *input_size), weight.detach(), None, stride, padding, dilation, groups, nd=nd, op="conv_matrix")
     return responses.reshape(units.shape[0], -1).T
+
+
+def input_grad_by_rotation(grad_output, weight, input_size, stride=1, padding=0, dilation=1, groups=1):
+    """dX of a convolution the way the lecture notes derive it, step by step (batched δ).
+
+    1. zero-insert δ: s − 1 zeros between neighbours, per dimension;
+    2. rotate W by 180° and swap its in/out channels within each group;
+    3. pad by d·(k−1) − padding on the low side (negative: crop) and by whatever the high side
+       needs to give back exactly ``input_size`` (the stride's remainder, output_padding);
+    4. correlate ("full" convolution) with stride 1 and the same dilation.
+
+    The reference backend computes the same sum without reading the inserted zeros
+    (``backends/reference/conv.py: conv_input_grad``); the tests check that both agree.
+    """
+    nd = weight.dim() - 2
+    op = "input_grad_by_rotation"
+    stride, padding, dilation = ntuple(stride, nd, "stride", op), ntuple(padding, nd, "padding", op), ntuple(dilation, nd, "dilation", op)
+    n, out_channels = grad_output.shape[:2]
+    kernel_size = weight.shape[2:]
+    spread = grad_output.new_zeros(n, out_channels, *((p - 1) * s + 1 for p, s in zip(grad_output.shape[2:], stride)))
+    spread[(..., *(slice(None, None, s) for s in stride))] = grad_output
+    rotated = weight.reshape(groups, out_channels // groups, *weight.shape[1:]).transpose(1, 2)
+    rotated = rotated.reshape(-1, out_channels // groups, *kernel_size).flip(list(range(2, 2 + nd)))
+    pads = []
+    for i, length, k, d, p in zip(input_size, spread.shape[2:], kernel_size, dilation, padding):
+        low = d * (k - 1) - p
+        pads.append((low, i + d * (k - 1) - low - length))
+    return _conv(pad(spread, pads), rotated, None, 1, 0, dilation, groups, nd=nd, op="input_grad_by_rotation")

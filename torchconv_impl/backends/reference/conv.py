@@ -1,9 +1,9 @@
 """Reference convolution: the three core computations in plain tensor ops, N-d and grouped.
 
 Shapes: input x (N, C, *S), weight W (O, C/G, *k), output y (N, O, *P), with G groups and
-K = ∏k kernel offsets. Forward and weight-gradient are one batched matrix product over the
-im2col matrix — the matrix form of the seeds: y = cols·Wᵀ, dW = δᵀ·cols — and the
-input-gradient is the forward applied to δ with the rotated kernel.
+K = ∏k kernel offsets. Each computation is one batched matrix product with the im2col matrix
+— the matrix form of the seeds: y = cols·Wᵀ, dW = δᵀ·cols, and ∂L/∂cols = δ·W, which col2im
+folds back onto the input.
 
 Layout: cols is built channels-last, (G, N·P, K·C/G): every output position of every sample
 is one row, so each group is a single large GEMM however small the image, and the gather
@@ -11,6 +11,7 @@ that builds it copies contiguous runs of channels.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 
 import torch
@@ -115,30 +116,37 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry):
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
-    """dX = δ ⋆ᵀ W: the transposed ("full") convolution, built from ``conv_forward``.
+    """dX = δ ⋆ᵀ W, the transposed convolution, as the transpose of the forward's matrix form.
 
-    1. zero-insert δ: s−1 zeros between neighbours (only when the stride is > 1),
-    2. rotate W by 180° and swap its in/out channels within each group,
-    3. correlate with padding d·(k−1) − pad_lo on the low side (negative: crop) and whatever
-       the high side needs to give back exactly ``input_size`` (output_padding, stride remainder).
-    ``bias`` (for ConvTranspose) is added by the same correlation.
+    The forward copied x into cols (im2col) and multiplied: y = cols·Wᵀ. Backward runs it in
+    reverse (seeds 001/003: the backward pass is the transposed matrix):
+    1. ∂L/∂cols = δ·W per group — every window's share of the gradient, one GEMM;
+    2. col2im: each entry of ∂L/∂cols flows back to the input element it was copied from,
+       dX_pad[n, c, p·s + j·d] += ∂L/∂cols[n, p, j, c] — one strided add per kernel offset j;
+    3. drop the padding.
+    This is the same sum as the notes' gather form — zero-insert δ by the stride, pad by
+    d·(k−1) − pad, correlate with W rotated 180° with in/out channels swapped
+    (``torchconv_impl.explain.input_grad_by_rotation``, tested equal) — but it never reads
+    the inserted zeros. ``bias`` (for ConvTranspose) is added at the end.
     """
     n, out_channels = grad_output.shape[:2]
-    groups, kernel_size = geometry.groups, weight.shape[2:]
-    nd = len(kernel_size)
-    if any(s > 1 for s in geometry.stride):
-        dilated_size = [(p - 1) * s + 1 for p, s in zip(grad_output.shape[2:], geometry.stride)]
-        spread = grad_output.new_zeros(n, out_channels, *dilated_size)
-        spread[(..., *(slice(None, None, s) for s in geometry.stride))] = grad_output
-        grad_output = spread
-    w = weight.reshape(groups, out_channels // groups, *weight.shape[1:]).transpose(1, 2)
-    w = w.reshape(-1, out_channels // groups, *kernel_size).flip(list(range(2, 2 + nd)))
-    padding = []
-    for i, length, k, d, (lo, _) in zip(input_size, grad_output.shape[2:], kernel_size, geometry.dilation, geometry.padding):
-        low = d * (k - 1) - lo
-        padding.append((low, i + d * (k - 1) - low - length))
-    full = ConvGeometry(stride=(1,) * nd, padding=tuple(padding), dilation=geometry.dilation, groups=groups)
-    return conv_forward(grad_output, w, bias, full)
+    groups, in_per_group, kernel_size = geometry.groups, weight.shape[1], weight.shape[2:]
+    output_size = grad_output.shape[2:]
+    delta = _channels_last_rows(grad_output, groups)  # (G, N·P, O/G)
+    # W (O, C/G, *k) → (G, O/G, K·C/G), columns ordered (offset, channel) like cols.
+    w = weight.reshape(groups, out_channels // groups, in_per_group, -1).transpose(2, 3)
+    w = w.reshape(groups, out_channels // groups, -1)
+    cols_grad = _scratch.get((groups, delta.shape[1], w.shape[2]), like=grad_output)
+    torch.bmm(delta, w, out=cols_grad)
+    cols_grad = cols_grad.view(groups, n, *output_size, *kernel_size, in_per_group)
+    padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
+    grad = grad_output.new_zeros(n, *padded_size, groups, in_per_group)
+    for offset in itertools.product(*(range(k) for k in kernel_size)):
+        reached = (slice(j * d, j * d + (p - 1) * s + 1, s) for j, d, p, s in zip(offset, geometry.dilation, output_size, geometry.stride))
+        grad[(slice(None), *reached)] += cols_grad[(..., *offset, slice(None))].movedim(0, -2)
+    grad = grad.flatten(-2).movedim(-1, 1)
+    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
+    return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
 
 
 def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
