@@ -49,19 +49,25 @@ def _crop(t: torch.Tensor, size) -> torch.Tensor:
 
 
 class Convolution(Function):
-    """y = x ⋆ W + b.   Backward: dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ."""
+    """y = x ⋆ W + b, or y = ReLU(x ⋆ W + b) with ``activation="relu"`` (fused on GPUs).
+
+    Backward: δ ← δ·[y > 0] for the fused ReLU, then dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ.
+    """
 
     @staticmethod
-    def forward(ctx, input, weight, bias, geometry: ConvGeometry, backend):
-        ctx.save_for_backward(input, weight)
-        ctx.geometry, ctx.backend = geometry, backend
-        output = backends.op(backend, "conv_forward")(input, weight, bias, geometry)
-        return output.contiguous(memory_format=_memory_format_of(input, weight))
+    def forward(ctx, input, weight, bias, geometry: ConvGeometry, backend, activation=None):
+        ctx.geometry, ctx.backend, ctx.activation = geometry, backend, activation
+        output = backends.op(backend, "conv_forward")(input, weight, bias, geometry, activation)
+        output = output.contiguous(memory_format=_memory_format_of(input, weight))
+        ctx.save_for_backward(input, weight, output if activation else None)
+        return output
 
     @staticmethod
     def backward(ctx, grad_output):
-        input, weight = ctx.saved_tensors
+        input, weight, output = ctx.saved_tensors
         geometry, backend = ctx.geometry, ctx.backend
+        if ctx.activation == "relu":
+            grad_output = torch.where(output > 0, grad_output, 0)
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_input = ConvolutionTranspose.apply(grad_output, weight, None, geometry, input.shape[2:], backend)
@@ -69,7 +75,7 @@ class Convolution(Function):
             grad_weight = ConvolutionWeightGrad.apply(input, grad_output, geometry, weight.shape[2:], backend)
         if ctx.needs_input_grad[2]:
             grad_bias = _bias_grad(grad_output)
-        return grad_input, grad_weight, grad_bias, None, None
+        return grad_input, grad_weight, grad_bias, None, None, None
 
 
 class ConvolutionTranspose(Function):

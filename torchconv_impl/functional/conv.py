@@ -50,7 +50,7 @@ def _check_groups(groups, op: str) -> None:
     )
 
 
-def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, nd: int, op: str):
+def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, nd: int, op: str, activation=None):
     batched = _check_operands(input, weight, bias, nd, op, "(out_channels, in_channels/groups, *kernel_size)")
     stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
     positive(stride, "stride", op)
@@ -89,7 +89,7 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
     )
     geometry = ConvGeometry(stride=stride, padding=pads, dilation=dilation, groups=groups)
     x = input if batched else input.unsqueeze(0)
-    output = Convolution.apply(x, weight, bias, geometry, backends.resolve(x))
+    output = Convolution.apply(x, weight, bias, geometry, backends.resolve(x), activation)
     return output if batched else output.squeeze(0)
 
 
@@ -155,6 +155,18 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """3-d correlation over (N, C, D, H, W) or (C, D, H, W); see ``torch.nn.functional.conv3d``."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, nd=3, op="conv3d")
+
+
+def conv_bias_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """relu(conv{1,2,3}d(input, weight, bias, ...)) as one operation: the Triton backend applies
+    the bias and the ReLU in the convolution kernel's epilogue, without a second pass over the
+    output. The dimension (1 to 3) follows from ``weight``; arguments as in ``conv2d``."""
+    check(
+        isinstance(weight, torch.Tensor) and 3 <= weight.dim() <= 5,
+        "conv_bias_relu: expected weight to be a 3-D, 4-D or 5-D Tensor (out_channels, in_channels/groups, *kernel_size)",
+    )
+    nd = weight.dim() - 2
+    return _conv(input, weight, bias, stride, padding, dilation, groups, nd=nd, op="conv_bias_relu", activation="relu")
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):

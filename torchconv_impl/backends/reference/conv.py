@@ -94,10 +94,11 @@ def _channels_last_rows(t: torch.Tensor, groups: int) -> torch.Tensor:
     return rows.transpose(0, 1)
 
 
-def conv_forward(input, weight, bias, geometry: ConvGeometry):
+def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
 
-    As a matrix product per group g: y_g = cols_g · W_gᵀ (+ b_g), W_g as (O/G, K·C/G).
+    As a matrix product per group g: y_g = cols_g · W_gᵀ (+ b_g), W_g as (O/G, K·C/G);
+    ``activation="relu"`` then clamps y at 0 in place (the epilogue a GPU kernel fuses).
     """
     n, groups = input.shape[0], geometry.groups
     out_channels, kernel_size = weight.shape[0], weight.shape[2:]
@@ -111,6 +112,8 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry):
     else:
         out = torch.baddbmm(bias.view(groups, 1, -1), cols, w)
     # (G, N·P, O/G) → (N, O, *P), stored channels-last; the Function picks the final layout.
+    if activation == "relu":
+        out.clamp_(min=0)
     out = out.reshape(groups, n, *output_size, out_channels // groups).movedim(0, -2)
     return out.reshape(n, *output_size, out_channels).movedim(-1, 1)
 
