@@ -362,3 +362,16 @@ def test_no_native_ops_catches_torch_conv():
     with pytest.raises(AssertionError, match="conv"):
         with no_native_ops():
             TF.conv2d(torch.randn(1, 1, 3, 3, device=DEVICE), torch.randn(1, 1, 2, 2, device=DEVICE))
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_output_takes_inplace_ops_like_torch(backend, op):
+    """torchvision's ReLU(inplace=True) after a conv, at batch 1 where no layout copy happens."""
+    x = _random((1, 3, 5, 5), torch.float64).requires_grad_()
+    w = _random((3, 3, 3, 3), torch.float64).requires_grad_()
+    expected = getattr(torch.nn.functional, op)(x, w).relu_()
+    actual = getattr(F, op)(x, w).relu_()
+    assert_close(actual, expected)
+    delta = torch.randn_like(expected)
+    for got, want in zip(grads(actual, (x, w), delta), grads(expected, (x, w), delta)):
+        assert_close(got, want)

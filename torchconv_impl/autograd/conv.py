@@ -39,6 +39,13 @@ def _memory_format_of(input: torch.Tensor, weight: torch.Tensor):
     return torch.contiguous_format
 
 
+def _own(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a tensor of its own rather than a view of a backend's temporary (no copy):
+    autograd forbids in-place ops on views created inside a Function, and nothing else
+    holds that temporary."""
+    return t.detach()
+
+
 def _crop(t: torch.Tensor, size) -> torch.Tensor:
     """``t`` cut to spatial ``size``. Correlating a transposed convolution's output yields one
     window per stride beyond its input when output_padding ≥ stride (torch allows it while
@@ -58,7 +65,7 @@ class Convolution(Function):
     def forward(ctx, input, weight, bias, geometry: ConvGeometry, backend, activation=None):
         ctx.geometry, ctx.backend, ctx.activation = geometry, backend, activation
         output = backends.op(backend, "conv_forward")(input, weight, bias, geometry, activation)
-        output = output.contiguous(memory_format=_memory_format_of(input, weight))
+        output = _own(output.contiguous(memory_format=_memory_format_of(input, weight)))
         ctx.save_for_backward(input, weight, output if activation else None)
         return output
 
@@ -90,7 +97,7 @@ class ConvolutionTranspose(Function):
         ctx.save_for_backward(input, weight)
         ctx.geometry, ctx.backend = geometry, backend
         output = backends.op(backend, "conv_input_grad")(input, weight, tuple(output_size), bias, geometry)
-        return output.contiguous(memory_format=_memory_format_of(input, weight))
+        return _own(output.contiguous(memory_format=_memory_format_of(input, weight)))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -117,7 +124,7 @@ class ConvolutionWeightGrad(Function):
     def forward(ctx, input, grad_output, geometry: ConvGeometry, kernel_size, backend):
         ctx.save_for_backward(input, grad_output)
         ctx.geometry, ctx.backend = geometry, backend
-        return backends.op(backend, "conv_weight_grad")(input, grad_output, tuple(kernel_size), geometry)
+        return _own(backends.op(backend, "conv_weight_grad")(input, grad_output, tuple(kernel_size), geometry))
 
     @staticmethod
     def backward(ctx, grad_grad_weight):

@@ -5,9 +5,10 @@ K = ∏k kernel offsets. Each computation is one batched matrix product with the
 — the matrix form of the seeds: y = cols·Wᵀ, dW = δᵀ·cols, and ∂L/∂cols = δ·W, which col2im
 folds back onto the input.
 
-Layout: cols is built channels-last, (G, N·P, K·C/G): every output position of every sample
-is one row, so each group is a single large GEMM however small the image, and the gather
-that builds it copies contiguous runs of channels.
+Layout: cols is (G, K·C/G, N·P) — one row per (input channel, kernel offset), one column
+per (sample, output position) — so each GEMM's long side is N·P, the shape CPU BLAS runs
+best at even for few channels, its rows match W's memory order, and the gather that builds
+it copies runs along the innermost spatial dimension.
 """
 from __future__ import annotations
 
@@ -43,11 +44,6 @@ def _sliding(x: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
     return x
 
 
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    """The same (N, C, *S) tensor, stored with the channel dimension innermost."""
-    return x.movedim(1, -1).contiguous().movedim(-1, 1)
-
-
 class _Scratch(threading.local):
     """One reusable CPU buffer per thread and dtype for the im2col matrix.
 
@@ -74,58 +70,53 @@ _scratch = _Scratch()
 
 
 def _columns(x: torch.Tensor, kernel_size, geometry: ConvGeometry, output_size) -> torch.Tensor:
-    """The im2col matrix per group, (G, N·P, K·C/G): row (n, p) holds the window x_pad[n, :, p·s + j·d].
+    """The im2col matrix per group, (G, C/G·K, N·P): entry [(c, j), (n, p)] = x_pad[n, c, p·s + j·d].
 
     Valid until the next call in the same thread (it lives in a reused scratch buffer).
     """
     n, c, nd, groups = x.shape[0], x.shape[1], len(kernel_size), geometry.groups
-    view = _sliding(_channels_last(pad(x, geometry.padding)), kernel_size, geometry.stride, geometry.dilation)
+    view = windows(x, kernel_size, geometry)
     view = view[(..., *(slice(0, p) for p in output_size), *(slice(None),) * nd)]
-    # (N, C, *P, *k) → (G, N, *P, *k, C/G)
-    view = view.reshape(n, groups, c // groups, *view.shape[2:]).permute(1, 0, *range(3, 3 + 2 * nd), 2)
+    view = view.permute(1, *range(2 + nd, 2 + 2 * nd), 0, *range(2, 2 + nd))  # (N, C, *P, *k) → (C, *k, N, *P)
     cols = _scratch.get(view.shape, like=x)
     cols.copy_(view)
-    return cols.view(groups, n * prod(output_size), prod(kernel_size) * (c // groups))
+    return cols.view(groups, c // groups * prod(kernel_size), n * prod(output_size))
 
 
-def _channels_last_rows(t: torch.Tensor, groups: int) -> torch.Tensor:
-    """(N, G·Co, *P) → (G, N·P, Co): a feature map as one row per position, per group."""
-    rows = t.movedim(1, -1).reshape(t.shape[0] * prod(t.shape[2:]), groups, t.shape[1] // groups)
-    return rows.transpose(0, 1)
+def _channel_rows(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """(N, G·Co, *P) → (G, Co, N·P): a feature map with one row per channel, per group."""
+    return t.transpose(0, 1).reshape(groups, t.shape[1] // groups, -1)
 
 
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
 
-    As a matrix product per group g: y_g = cols_g · W_gᵀ (+ b_g), W_g as (O/G, K·C/G);
+    As a matrix product per group g: y_g = W_g · cols_g (+ b_g), W_g as (O/G, C/G·K);
     ``activation="relu"`` then clamps y at 0 in place (the epilogue a GPU kernel fuses).
     """
     n, groups = input.shape[0], geometry.groups
     out_channels, kernel_size = weight.shape[0], weight.shape[2:]
     output_size = geometry.output_size(input.shape[2:], kernel_size)
     cols = _columns(input, kernel_size, geometry, output_size)
-    # W (O, C/G, *k) → (G, K·C/G, O/G), rows ordered like the columns of cols.
-    w = weight.reshape(groups, out_channels // groups, weight.shape[1], -1).permute(0, 3, 2, 1)
-    w = w.reshape(groups, -1, out_channels // groups)
+    w = weight.reshape(groups, out_channels // groups, -1)
     if bias is None:
-        out = torch.bmm(cols, w)
+        out = torch.bmm(w, cols)
     else:
-        out = torch.baddbmm(bias.view(groups, 1, -1), cols, w)
-    # (G, N·P, O/G) → (N, O, *P), stored channels-last; the Function picks the final layout.
+        out = torch.baddbmm(bias.view(groups, -1, 1), w, cols)
     if activation == "relu":
         out.clamp_(min=0)
-    out = out.reshape(groups, n, *output_size, out_channels // groups).movedim(0, -2)
-    return out.reshape(n, *output_size, out_channels).movedim(-1, 1)
+    # (G, O/G, N·P) → (N, O, *P), a transposed view; the Function picks the final layout.
+    return out.view(out_channels, n, *output_size).transpose(0, 1)
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
     """dX = δ ⋆ᵀ W, the transposed convolution, as the transpose of the forward's matrix form.
 
-    The forward copied x into cols (im2col) and multiplied: y = cols·Wᵀ. Backward runs it in
+    The forward copied x into cols (im2col) and multiplied: y = W·cols. Backward runs it in
     reverse (seeds 001/003: the backward pass is the transposed matrix):
-    1. ∂L/∂cols = δ·W per group — every window's share of the gradient, one GEMM;
+    1. ∂L/∂cols = Wᵀ·δ per group — every window's share of the gradient, one GEMM;
     2. col2im: each entry of ∂L/∂cols flows back to the input element it was copied from,
-       dX_pad[n, c, p·s + j·d] += ∂L/∂cols[n, p, j, c] — one strided add per kernel offset j;
+       dX_pad[n, c, p·s + j·d] += ∂L/∂cols[(c, j), (n, p)] — one strided add per kernel offset j;
     3. drop the padding.
     This is the same sum as the notes' gather form — zero-insert δ by the stride, pad by
     d·(k−1) − pad, correlate with W rotated 180° with in/out channels swapped
@@ -133,34 +124,29 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     the inserted zeros. ``bias`` (for ConvTranspose) is added at the end.
     """
     n, out_channels = grad_output.shape[:2]
-    groups, in_per_group, kernel_size = geometry.groups, weight.shape[1], weight.shape[2:]
-    output_size = grad_output.shape[2:]
-    delta = _channels_last_rows(grad_output, groups)  # (G, N·P, O/G)
-    # W (O, C/G, *k) → (G, O/G, K·C/G), columns ordered (offset, channel) like cols.
-    w = weight.reshape(groups, out_channels // groups, in_per_group, -1).transpose(2, 3)
-    w = w.reshape(groups, out_channels // groups, -1)
-    cols_grad = _scratch.get((groups, delta.shape[1], w.shape[2]), like=grad_output)
-    torch.bmm(delta, w, out=cols_grad)
-    cols_grad = cols_grad.view(groups, n, *output_size, *kernel_size, in_per_group)
+    groups, kernel_size = geometry.groups, weight.shape[2:]
+    in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
+    delta = _channel_rows(grad_output, groups)  # (G, O/G, N·P)
+    w = weight.reshape(groups, out_channels // groups, -1)
+    cols_grad = _scratch.get((groups, w.shape[2], delta.shape[2]), like=grad_output)
+    torch.bmm(w.transpose(1, 2), delta, out=cols_grad)
+    cols_grad = cols_grad.view(in_channels, *kernel_size, n, *output_size)
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
-    grad = grad_output.new_zeros(n, *padded_size, groups, in_per_group)
+    grad = grad_output.new_zeros(in_channels, n, *padded_size)
     for offset in itertools.product(*(range(k) for k in kernel_size)):
         reached = (slice(j * d, j * d + (p - 1) * s + 1, s) for j, d, p, s in zip(offset, geometry.dilation, output_size, geometry.stride))
-        grad[(slice(None), *reached)] += cols_grad[(..., *offset, slice(None))].movedim(0, -2)
-    grad = grad.flatten(-2).movedim(-1, 1)
-    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
+        grad[(slice(None), slice(None), *reached)] += cols_grad[(slice(None), *offset)]
+    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))].transpose(0, 1)
     return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
 
 
 def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     """dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x_pad[n, c, p·s + j·d]: the input correlated with δ.
 
-    As a matrix product per group: dW_g = δ_gᵀ · cols_g (the seeds' ∂L/∂W = X·∂L/∂Y), the sum
+    As a matrix product per group: dW_g = δ_g · cols_gᵀ (the seeds' ∂L/∂W = ∂L/∂Y·Xᵀ), the sum
     over the batch and positions being the GEMM's reduction dimension.
     """
-    groups, out_channels, in_per_group = geometry.groups, grad_output.shape[1], input.shape[1] // geometry.groups
+    groups, out_channels = geometry.groups, grad_output.shape[1]
     cols = _columns(input, kernel_size, geometry, grad_output.shape[2:])
-    delta = _channels_last_rows(grad_output, groups)
-    grad = torch.bmm(delta.transpose(1, 2), cols)  # (G, O/G, K·C/G)
-    grad = grad.reshape(out_channels, *kernel_size, in_per_group).movedim(-1, 1)
-    return grad.contiguous()
+    grad = torch.bmm(_channel_rows(grad_output, groups), cols.transpose(1, 2))  # (G, O/G, C/G·K)
+    return grad.view(out_channels, input.shape[1] // groups, *kernel_size)
