@@ -198,7 +198,13 @@ def avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_inclu
     unit = (1,) * nd
     output_size = pool_output_size(input_size, kernel_size, stride, padding, unit, ceil_mode)
     geometry = _window_geometry(input_size, kernel_size, stride, padding, unit, output_size)
-    total = windows(input, kernel_size, geometry).sum(tuple(range(-nd, 0)))
+    view = windows(input, kernel_size, geometry)
+    # One strided add per kernel offset: on CPU several times faster than reducing the
+    # window dims of the strided view.
+    offsets = itertools.product(*(range(k) for k in kernel_size))
+    total = view[(..., *next(offsets))].clone()
+    for offset in offsets:
+        total += view[(..., *offset)]
     divisor = _avg_divisor(input_size, output_size, kernel_size, stride, padding, count_include_pad, divisor_override, total)
     return _divide(total, divisor)
 
