@@ -8,7 +8,17 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import torchconv_impl  # noqa: E402 (after the interpreter flag)
+from support import BACKENDS  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Runs a test once per backend (see support.BACKENDS), with that backend selected."""
+    with torchconv_impl.use_backend(request.param):
+        yield request.param

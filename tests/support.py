@@ -9,8 +9,6 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import torchconv_impl
-
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 # Ours vs torch on the same inputs, same dtype.
@@ -21,18 +19,13 @@ TOLERANCES = {
     torch.float16: dict(rtol=2e-3, atol=2e-3),  # compared with a float32 reference
 }
 
-# The reference backend runs everywhere; the Triton backend runs the full suite on a GPU.
-# (On CPU it is exercised in interpreter mode by its own small-shape tests.)
+# The reference backend runs everywhere; the Triton backend runs the full suite on a GPU
+# (on CPU it is exercised in interpreter mode by test_triton.py's small shapes).
+# conftest.py turns this list into the `backend` fixture.
 BACKENDS = [
     "reference",
     pytest.param("triton", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="full Triton suite needs a GPU")),
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    with torchconv_impl.use_backend(request.param):
-        yield request.param
 
 
 def assert_close(actual, expected, dtype=None, msg=""):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as TF
 
 import torchconv_impl.functional as F
-from support import DEVICE, assert_close, backend, grads, no_native_ops  # noqa: F401 (backend: fixture)
+from support import DEVICE, assert_close, grads, no_native_ops
 from torchconv_impl import backends
 from torchconv_impl._geometry import ConvGeometry
 from torchconv_impl.autograd import ConvolutionWeightGrad

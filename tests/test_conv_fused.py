@@ -4,7 +4,7 @@ import torch
 
 import torchconv_impl
 import torchconv_impl.functional as F
-from support import DEVICE, assert_close, backend, grads, no_native_ops  # noqa: F401 (backend: fixture)
+from support import DEVICE, assert_close, grads, no_native_ops
 
 CASES = [
     ((2, 3, 9), (4, 3, 3), dict(stride=2, padding=1)),

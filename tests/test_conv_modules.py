@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import torchconv_impl
-from support import DEVICE, assert_close, backend, grads, no_native_ops  # noqa: F401 (backend: fixture)
+from support import DEVICE, assert_close, grads, no_native_ops
 from torchconv_impl import nn as ours_nn
 
 CONV = ["Conv1d", "Conv2d", "Conv3d"]

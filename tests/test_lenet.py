@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import TOLERANCES, assert_close, no_native_ops
+from support import assert_close, no_native_ops
 
 from torchconv_impl import ArgumentError
 from torchconv_impl.models import LeNet5

@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as TF
-from support import DEVICE, TOLERANCES, assert_close, backend, no_native_ops  # noqa: F401 (fixture)
+from support import DEVICE, TOLERANCES, assert_close, no_native_ops
 
 import torchconv_impl.functional as F
 import torchconv_impl.nn as N
