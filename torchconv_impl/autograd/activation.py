@@ -12,7 +12,7 @@ class ReLU(Function):
     """y = max(x, 0).   Backward: dX = δ ⊙ [y > 0], so the gradient at x = 0 is 0, as torch's.
 
     ``inplace`` overwrites x with y and marks it dirty, so autograd versions it like torch's relu_.
-    The mask is written ``y ≤ 0 → 0`` (not ``δ·[y > 0]``) so that a NaN input passes δ through,
+    The mask is written ``y ≤ 0 → 0`` (not ``δ·[y > 0]``, one pass with ``where``) so that a NaN input passes δ through,
     exactly as torch's threshold_backward does.
     """
 
@@ -29,7 +29,7 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (output,) = ctx.saved_tensors
-        return grad_output.masked_fill(output <= 0, 0), None
+        return torch.where(output <= 0, 0, grad_output), None
 
 
 class Sigmoid(Function):
