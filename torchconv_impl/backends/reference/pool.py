@@ -146,8 +146,8 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     for offset in itertools.product(*(range(k) for k in kernel_size)):
         value = view[(..., *offset)]
         better = (value > best) | value.isnan()
-        best = torch.where(better, value, best)
         best_index = torch.where(better, flat_index([c[:, j] for c, j in zip(coords, offset)]), best_index)
+        best = torch.maximum(best, value)  # = where(better, value, best), NaN included, but one fast pass
     return best, best_index
 
 
