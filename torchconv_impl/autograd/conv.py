@@ -18,6 +18,7 @@ from torch.autograd import Function
 
 from .. import backends
 from .._geometry import ConvGeometry
+from ._layout import channels_last_format
 
 
 def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
@@ -27,16 +28,6 @@ def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
 def _bias_grad(grad_output: torch.Tensor) -> torch.Tensor:
     """db[o] = Σ_{n, p} δ[n, o, p]."""
     return grad_output.sum((0, *_spatial_dims(grad_output)))
-
-
-def _memory_format_of(input: torch.Tensor, weight: torch.Tensor):
-    """channels_last(_3d) when the input or the weight is stored that way — torch's rule for its
-    own convolutions (and their gradients) — otherwise contiguous."""
-    for tensor in (input, weight):
-        for dims, memory_format in ((4, torch.channels_last), (5, torch.channels_last_3d)):
-            if tensor.dim() == dims and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=memory_format):
-                return memory_format
-    return torch.contiguous_format
 
 
 def _own(t: torch.Tensor) -> torch.Tensor:
@@ -65,7 +56,7 @@ class Convolution(Function):
     def forward(ctx, input, weight, bias, geometry: ConvGeometry, backend, activation=None):
         ctx.geometry, ctx.backend, ctx.activation = geometry, backend, activation
         output = backends.op(backend, "conv_forward")(input, weight, bias, geometry, activation)
-        output = _own(output.contiguous(memory_format=_memory_format_of(input, weight)))
+        output = _own(output.contiguous(memory_format=channels_last_format(input, weight)))
         ctx.save_for_backward(input, weight, output if activation else None)
         return output
 
@@ -97,7 +88,7 @@ class ConvolutionTranspose(Function):
         ctx.save_for_backward(input, weight)
         ctx.geometry, ctx.backend = geometry, backend
         output = backends.op(backend, "conv_input_grad")(input, weight, tuple(output_size), bias, geometry)
-        return _own(output.contiguous(memory_format=_memory_format_of(input, weight)))
+        return _own(output.contiguous(memory_format=channels_last_format(input, weight)))
 
     @staticmethod
     def backward(ctx, grad_output):

@@ -21,19 +21,7 @@ import torch
 from torch.autograd import Function
 
 from .. import backends
-
-
-def _memory_format(input: torch.Tensor, *, keeps_channels_last_3d: bool) -> torch.memory_format:
-    if input.dim() == 4 and not input.is_contiguous() and input.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    if (
-        keeps_channels_last_3d
-        and input.dim() == 5
-        and not input.is_contiguous()
-        and input.is_contiguous(memory_format=torch.channels_last_3d)
-    ):
-        return torch.channels_last_3d
-    return torch.contiguous_format
+from ._layout import channels_last_format
 
 
 def _route_to_argmax(ctx, grad_output) -> torch.Tensor:
@@ -50,7 +38,7 @@ class MaxPool(Function):
         output, indices = backends.op(backend, "max_pool_forward")(input, kernel_size, stride, padding, dilation, ceil_mode)
         ctx.save_for_backward(indices)
         ctx.mark_non_differentiable(indices)
-        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=True)
+        ctx.memory_format = channels_last_format(input)
         ctx.input_size, ctx.backend = input.shape[2:], backend
         return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
@@ -67,7 +55,7 @@ class AdaptiveMaxPool(Function):
         output, indices = backends.op(backend, "adaptive_max_pool_forward")(input, tuple(output_size))
         ctx.save_for_backward(indices)
         ctx.mark_non_differentiable(indices)
-        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=False)
+        ctx.memory_format = channels_last_format(input, include_3d=False)
         ctx.input_size, ctx.backend = input.shape[2:], backend
         return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
@@ -101,7 +89,7 @@ class MaxUnpool(Function):
     @staticmethod
     def forward(ctx, input, indices, output_size, backend):
         ctx.save_for_backward(indices)
-        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=False)
+        ctx.memory_format = channels_last_format(input, include_3d=False)
         ctx.backend = backend
         output = backends.op(backend, "max_unpool_forward")(input, indices, tuple(output_size))
         return output.contiguous(memory_format=ctx.memory_format)
@@ -135,7 +123,7 @@ class AvgPool(Function):
     @staticmethod
     def forward(ctx, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
         ctx.options = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend)
-        ctx.input_size, ctx.memory_format = input.shape[2:], _memory_format(input, keeps_channels_last_3d=False)
+        ctx.input_size, ctx.memory_format = input.shape[2:], channels_last_format(input, include_3d=False)
         output = backends.op(backend, "avg_pool_forward")(
             input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
         )
@@ -172,7 +160,7 @@ class AdaptiveAvgPool(Function):
     @staticmethod
     def forward(ctx, input, output_size, backend):
         ctx.input_size, ctx.backend = input.shape[2:], backend
-        ctx.memory_format = _memory_format(input, keeps_channels_last_3d=False)
+        ctx.memory_format = channels_last_format(input, include_3d=False)
         output = backends.op(backend, "adaptive_avg_pool_forward")(input, tuple(output_size))
         return output.contiguous(memory_format=ctx.memory_format)
 
