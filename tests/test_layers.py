@@ -152,6 +152,16 @@ def test_relu_nan_passes_gradient_like_torch():
         assert torch.equal(grads(output, [input], grad_output)[0], torch.tensor([3.0, 0.0, 5.0], device=DEVICE))
 
 
+def test_relu_blocks_non_finite_gradient_like_torch():
+    """Where y ≤ 0 the input gradient is exactly 0, even for δ = ±inf or NaN, as torch's."""
+    input = torch.tensor([[-1.0, 0.0, -0.0, 2.0, float("nan"), -3.0]], device=DEVICE, requires_grad=True)
+    for special in (float("inf"), -float("inf"), float("nan")):
+        grad_output = torch.tensor([[special, special, 1.0, special, -2.0, -1.0]], device=DEVICE)
+        expected = grads(F.relu(input), [input], grad_output)[0]
+        actual = grads(TF.relu(input), [input], grad_output)[0]
+        torch.testing.assert_close(actual, expected, equal_nan=True, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("inplace_fn", [lambda x: F.relu(x, inplace=True), F.relu_, ours.ReLU(inplace=True)], ids=["relu", "relu_", "ReLU"])
 def test_relu_inplace_matches_torch(inplace_fn):
     input = activation_input(torch.float64)

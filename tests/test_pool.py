@@ -175,6 +175,22 @@ def test_max_pool_nan_ties_and_infinities(backend, nd, dtype):
         compare(ours, theirs, x, size, return_indices=True, msg=f"adaptive {size}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_max_pool_finite_ties_and_plane_edges(backend, dtype):
+    """Finite inputs full of ties (small integers): the first maximum wins in every window,
+    across padding, dilation, ceil mode and windows wider than the plane. Adding one NaN far
+    away sends the same windows through torch's literal scan (the reference backend's path
+    for non-finite input); both must give torch's indices."""
+    x = torch.randint(-2, 2, (2, 3, 5, 4), device=DEVICE).to(dtype)
+    with_nan = torch.cat([x, torch.full_like(x[:1], NAN)])
+    for kernel, stride, padding, dilation, ceil_mode in [
+        (2, 2, 0, 1, False), (3, 2, 1, 1, True), ((3, 2), 1, (1, 0), (2, 3), False), (5, 1, 2, 1, True), ((4, 3), 3, (2, 1), 1, True)
+    ]:
+        args = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
+        compare(F.max_pool2d, TF.max_pool2d, x, return_indices=True, msg=str(args), **args)
+        compare(F.max_pool2d, TF.max_pool2d, with_nan, return_indices=True, msg=f"with NaN {args}", **args)
+
+
 def test_max_pool_indices_are_flat_plane_positions(backend):
     x = torch.zeros(1, 1, 3, 4, device=DEVICE)
     x[0, 0, 2, 1] = 1.0

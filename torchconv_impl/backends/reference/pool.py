@@ -41,6 +41,7 @@ Adaptive windows, per dim (torch's): output i of O over an input of length L cov
 """
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
@@ -114,39 +115,74 @@ def _select_max(values: torch.Tensor, index: torch.Tensor):
 
 
 def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
-    """y[n, c, p] = max_j x_pad[n, c, p·s + j·d] over the window's in-bounds elements.
+    """y[n, c, p] = max_j x_pad[n, c, p·s + j·d] over the window's in-bounds elements, with
+    torch's argmax: the first maximum in scan order (row-major over the kernel offsets j), or
+    the last NaN if the window has one; padding never wins, and a window of −∞ alone reports
+    its first in-bounds element.
 
-    A running maximum over the kernel offsets, one strided view of the input per offset:
-    an element replaces the best so far when it is greater or NaN — torch's scan rule, so the
-    first maximum wins and so does the last NaN. Padding reads as the lowest value and never
-    replaces anything; the index starts at the window's first in-bounds element, which is
-    what torch reports for a window of −∞ alone.
+    The maximum is a running ``torch.maximum`` over the kernel offsets, one strided view of
+    the input per offset, padding read as the lowest value. When every window's maximum is
+    finite — the usual case — the argmax is the first offset whose element equals it, found
+    by float arithmetic alone (``_first_maximum``): on CPU, ops that read a bool mask
+    (``where``, ``masked_fill``) run some 30× slower than float arithmetic. Other inputs
+    take torch's scan rule literally (``_scan_max``).
+
+    A flat input index splits into a window's part and an offset's part,
+    Σ_d (p_d·s_d − pad_d + j_d·dil_d)·S_{>d} = window_start[p] + offset_index[j].
     """
     input_size = input.shape[2:]
     output_size = pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode)
     geometry = _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size)
     view = windows(input, kernel_size, geometry, value=_lowest(input.dtype))
-    nd = len(kernel_size)
-    # Per dim, the input coordinate p·s − pad + j·d of window p's offset j, as an (O, k) table.
-    coords = [
-        (torch.arange(o, device=input.device) * s - p).unsqueeze(1) + torch.arange(k, device=input.device) * dil
-        for o, k, s, p, dil in zip(output_size, kernel_size, stride, padding, dilation)
-    ]
+    offsets = list(itertools.product(*(range(k) for k in kernel_size)))
+    plane_strides = [prod(input_size[d + 1:]) for d in range(len(input_size))]
+    arange = functools.partial(torch.arange, device=input.device)
+    window_start = sum(
+        ((arange(o) * s - p) * stride_d).view(-1, *(1,) * (len(input_size) - 1 - d))
+        for d, (o, s, p, stride_d) in enumerate(zip(output_size, stride, padding, plane_strides))
+    )
+    offset_index = torch.tensor([sum(j * dil * stride_d for j, dil, stride_d in zip(offset, dilation, plane_strides)) for offset in offsets], device=input.device)
 
-    def flat_index(per_dim):
-        """Row-major flat input index of one coordinate per window and dim, shaped (*P)."""
-        index = 0
-        for d, coordinate in enumerate(per_dim):
-            index = index * input_size[d] + coordinate.view(-1, *(1,) * (nd - 1 - d))
-        return index
+    best = view[(..., *offsets[0])].clone()
+    for offset in offsets[1:]:
+        torch.maximum(best, view[(..., *offset)], out=best)
+    if input.is_floating_point() and 2 * len(offsets) * torch.finfo(input.dtype).eps <= 1 and bool(best.sum().isfinite()):
+        return best, window_start + torch.take(offset_index, _first_maximum(best, view, offsets).long())
+    return _scan_max(view, offsets, window_start, offset_index, input_size, kernel_size, stride, padding, dilation)
 
-    first_inside = [c.gather(1, ((c >= 0) & (c < i)).byte().argmax(1, keepdim=True)).squeeze(1) for c, i in zip(coords, input_size)]
-    best = torch.full_like(view[(..., *(0,) * nd)], _lowest(input.dtype))
-    best_index = flat_index(first_inside).expand(best.shape)
-    for offset in itertools.product(*(range(k) for k in kernel_size)):
+
+def _first_maximum(best: torch.Tensor, view: torch.Tensor, offsets) -> torch.Tensor:
+    """The position j in ``offsets`` of each window's first element equal to ``best``, its
+    finite maximum, as floats: the smallest rank_j = j + K·sign(best − x_j), since
+    sign(best − x_j) is 0 at the maximum and 1 below it (padding's −∞ included). The ranks are
+    integers below 2K, exact in the input's float type (the caller checks 2K·eps ≤ 1).
+    """
+    k = len(offsets)
+    first = torch.sub(best, view[(..., *offsets[0])]).sign_().mul_(k)
+    rank = torch.empty_like(first)
+    for j, offset in enumerate(offsets[1:], start=1):
+        torch.sub(best, view[(..., *offset)], out=rank).sign_().mul_(k).add_(j)
+        torch.minimum(first, rank, out=first)
+    return first
+
+
+def _scan_max(view, offsets, window_start, offset_index, input_size, kernel_size, stride, padding, dilation):
+    """torch's scan, literally: an element replaces the best so far when it is greater or NaN,
+    so the first maximum wins and so does the last NaN. Padding reads as the lowest value and
+    never replaces anything; the index starts at the window's first in-bounds element, which
+    is what torch reports for a window of −∞ alone."""
+    first_inside = 0
+    for d, (i, o, k, s, p, dil) in enumerate(zip(input_size, window_start.shape, kernel_size, stride, padding, dilation)):
+        # Along dim d, the first window offset whose coordinate p·s − pad + j·dil is ≥ 0.
+        start = torch.arange(o, device=view.device) * s - p
+        first_offset = torch.clamp(torch.div(-start + dil - 1, dil, rounding_mode="floor"), 0, k - 1)
+        first_inside = first_inside * i + (start + first_offset * dil).view(-1, *(1,) * (len(input_size) - 1 - d))
+    best = torch.full_like(view[(..., *offsets[0])], _lowest(view.dtype))
+    best_index = first_inside.expand(best.shape)
+    for j, offset in enumerate(offsets):
         value = view[(..., *offset)]
         better = (value > best) | value.isnan()
-        best_index = torch.where(better, flat_index([c[:, j] for c, j in zip(coords, offset)]), best_index)
+        best_index = torch.where(better, window_start + offset_index[j], best_index)
         best = torch.maximum(best, value)  # = where(better, value, best), NaN included, but one fast pass
     return best, best_index
 
