@@ -375,3 +375,28 @@ def test_output_takes_inplace_ops_like_torch(backend, op):
     delta = torch.randn_like(expected)
     for got, want in zip(grads(actual, (x, w), delta), grads(expected, (x, w), delta)):
         assert_close(got, want)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("special", ["inf input", "nan weight", "inf grad_output"])
+def test_non_finite_values_stay_where_torch_puts_them(backend, op, special):
+    """The reference backend computes unit-stride convolutions over plane-span columns, whose
+    gaps carry zeros; 0·inf must not leak into the results. Dilation leaves input rows that
+    no window reads (their input gradient is exactly 0), and an inf at a row's end sits
+    where only gap columns reach it for most kernel offsets."""
+    x = _random((2, 2, 8, 9), torch.float64)
+    w = _random((2, 2, 2, 3), torch.float64)
+    kwargs = dict(dilation=(3, 1)) if op == "conv2d" else dict(dilation=(3, 1), stride=1)
+    if special == "inf input":
+        x[0, 1, 3, -1] = float("inf")
+    if special == "nan weight":
+        w[1, 0, 1, 2] = float("nan")
+    expected = getattr(TF, op)(x, w, **kwargs)
+    grad_output = torch.randn_like(expected)
+    if special == "inf grad_output":
+        grad_output[1, 0, 2, -1] = float("inf")
+    ours, theirs = [t.clone().requires_grad_() for t in (x, w)], [t.clone().requires_grad_() for t in (x, w)]
+    actual, expected = getattr(F, op)(*ours, **kwargs), getattr(TF, op)(*theirs, **kwargs)
+    torch.testing.assert_close(actual, expected, equal_nan=True)
+    for got, want in zip(grads(actual, ours, grad_output), grads(expected, theirs, grad_output)):
+        torch.testing.assert_close(got, want, equal_nan=True)

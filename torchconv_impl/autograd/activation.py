@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.autograd import Function
 
-__all__ = ["ReLU", "Sigmoid", "Tanh"]
+__all__ = ["ReLU", "Sigmoid", "Tanh", "relu_input_grad"]
 
 
 class ReLU(Function):
@@ -28,14 +28,19 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (output,) = ctx.saved_tensors
-        if grad_output.device.type == "cpu" and grad_output.is_floating_point() and bool(grad_output.detach().sum().isfinite()):
-            # On CPU, ops that read a bool mask (where, masked_fill, bool × float) run some 30×
-            # slower than float arithmetic, so the mask is written as floats by the comparison
-            # itself. For y = max(x, 0), [y ≠ 0] = [y > 0 or y is NaN]; and with δ finite,
-            # δ·mask equals where(y ≤ 0, 0, δ) (up to the sign of a zero).
-            mask = torch.ne(output.detach(), 0, out=torch.empty_like(grad_output))
-            return grad_output * mask, None
-        return torch.where(output <= 0, 0, grad_output), None
+        return relu_input_grad(grad_output, output), None
+
+
+def relu_input_grad(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """ReLU's dX from δ and y = max(x, 0): where(y ≤ 0, 0, δ), torch's threshold_backward."""
+    if grad_output.device.type == "cpu" and grad_output.is_floating_point() and bool(grad_output.detach().sum().isfinite()):
+        # On CPU, ops that read a bool mask (where, masked_fill, bool × float) run some 30×
+        # slower than float arithmetic, so the mask is written as floats by the comparison
+        # itself. For y = max(x, 0), [y ≠ 0] = [y > 0 or y is NaN]; and with δ finite,
+        # δ·mask equals where(y ≤ 0, 0, δ) (up to the sign of a zero).
+        mask = torch.ne(output.detach(), 0, out=torch.empty_like(grad_output))
+        return grad_output * mask
+    return torch.where(output <= 0, 0, grad_output)
 
 
 class Sigmoid(Function):

@@ -19,6 +19,7 @@ from torch.autograd import Function
 from .. import backends
 from .._geometry import ConvGeometry
 from ._layout import channels_last_format
+from .activation import relu_input_grad
 
 
 def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
@@ -49,7 +50,7 @@ def _crop(t: torch.Tensor, size) -> torch.Tensor:
 class Convolution(Function):
     """y = x ⋆ W + b, or y = ReLU(x ⋆ W + b) with ``activation="relu"`` (fused on GPUs).
 
-    Backward: δ ← δ·[y > 0] for the fused ReLU, then dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ.
+    Backward: δ ← where(y ≤ 0, 0, δ) for the fused ReLU (as ReLU's), then dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ.
     """
 
     @staticmethod
@@ -65,7 +66,7 @@ class Convolution(Function):
         input, weight, output = ctx.saved_tensors
         geometry, backend = ctx.geometry, ctx.backend
         if ctx.activation == "relu":
-            grad_output = torch.where(output > 0, grad_output, 0)
+            grad_output = relu_input_grad(grad_output, output)
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_input = ConvolutionTranspose.apply(grad_output, weight, None, geometry, input.shape[2:], backend)

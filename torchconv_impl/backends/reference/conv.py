@@ -2,18 +2,27 @@
 
 Shapes: input x (N, C, *S), weight W (O, C/G, *k), output y (N, O, *P), with G groups and
 K = ∏k kernel offsets. Each computation is one batched matrix product with the im2col matrix
-— the matrix form of the seeds: y = cols·Wᵀ, dW = δᵀ·cols, and ∂L/∂cols = δ·W, which col2im
+— the matrix form of the seeds: y = W·cols, dW = δ·colsᵀ, and ∂L/∂cols = Wᵀ·δ, which col2im
 folds back onto the input.
 
-Layout: cols is (G, K·C/G, N·P) — one row per (input channel, kernel offset), one column
-per (sample, output position) — so each GEMM's long side is N·P, the shape CPU BLAS runs
-best at even for few channels, its rows match W's memory order, and the gather that builds
-it copies runs along the innermost spatial dimension.
+Layout: cols is (G, C/G·K, N·L) — one row per (input channel, kernel offset), L columns per
+sample — so each GEMM's long side is N·L, the shape CPU BLAS runs best at even for few
+channels, and its rows match W's memory order. Every view is taken with ``as_strided`` on
+the zero-padded input x_pad (N, C, *S'), whose plane has row-major strides T_d:
+cols[(c, j), (n, q)] = x_pad[n, c, q + Σ_d j_d·dil_d·T_d] for a column's plane offset q.
+
+Which columns (``_Columns``): normally one per output position, q = Σ_d p_d·s_d·T_d. With
+unit stride, instead one per plane position from the first window's corner to the last's,
+L = Σ_d (P_d − 1)·T_d + 1: each im2col row is then one contiguous slice of a plane, copied
+several times faster than runs of P_last elements, and col2im adds contiguous runs. The
+columns between windows (a window straddling a row's end) are computed and ignored in the
+forward and carry δ = 0 backward.
 """
 from __future__ import annotations
 
 import itertools
 import threading
+from typing import NamedTuple
 
 import torch
 
@@ -68,24 +77,76 @@ class _Scratch(threading.local):
 
 _scratch = _Scratch()
 
+# Unit-stride convolutions use plane-span columns while they cost at most this many times
+# the output positions in GEMM work (measured on LeNet's C3, 1.36×: the faster copies win).
+_SPAN_OVERHEAD = 1.5
 
-def _columns(x: torch.Tensor, kernel_size, geometry: ConvGeometry, output_size) -> torch.Tensor:
-    """The im2col matrix per group, (G, C/G·K, N·P): entry [(c, j), (n, p)] = x_pad[n, c, p·s + j·d].
 
-    Valid until the next call in the same thread (it lives in a reused scratch buffer).
-    """
-    n, c, nd, groups = x.shape[0], x.shape[1], len(kernel_size), geometry.groups
-    view = windows(x, kernel_size, geometry)
-    view = view[(..., *(slice(0, p) for p in output_size), *(slice(None),) * nd)]
-    view = view.permute(1, *range(2 + nd, 2 + 2 * nd), 0, *range(2, 2 + nd))  # (N, C, *P, *k) → (C, *k, N, *P)
-    cols = _scratch.get(view.shape, like=x)
+class _Columns(NamedTuple):
+    """The columns of one sample: ``sizes`` (a column grid, L = ∏sizes) and their steps
+    in the padded plane; and where output position p sits in the grid (``output_strides``)."""
+
+    sizes: tuple[int, ...]
+    plane_steps: tuple[int, ...]
+    output_strides: tuple[int, ...]
+
+    @property
+    def length(self) -> int:
+        return prod(self.sizes)
+
+    def has_gaps(self) -> bool:
+        return self.sizes != () and len(self.sizes) != len(self.output_strides)
+
+
+def _plane_strides(padded_size) -> list[int]:
+    return [prod(padded_size[d + 1:]) for d in range(len(padded_size))]
+
+
+def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gaps_allowed: bool = True) -> _Columns:
+    """Plane-span columns for unit stride when their overhead is small (and the caller can
+    accept gaps — see conv_input_grad / conv_weight_grad), otherwise one per output position."""
+    t = _plane_strides(padded_size)
+    span = sum((p - 1) * t_d for p, t_d in zip(output_size, t)) + 1
+    positions = prod(output_size)
+    if gaps_allowed and positions > 0 and all(s == 1 for s in geometry.stride) and span <= _SPAN_OVERHEAD * positions:
+        return _Columns((span,), (1,), tuple(t))
+    return _Columns(tuple(output_size), tuple(s * t_d for s, t_d in zip(geometry.stride, t)), tuple(_plane_strides(output_size)))
+
+
+def _columns(x_pad: torch.Tensor, kernel_size, geometry: ConvGeometry, columns: _Columns) -> torch.Tensor:
+    """The im2col matrix per group, (G, C/G·K, N·L), copied from x_pad (contiguous) into the
+    scratch buffer; valid until the next call in the same thread."""
+    n, c, plane = x_pad.shape[0], x_pad.shape[1], prod(x_pad.shape[2:])
+    offset_steps = [d * t for d, t in zip(geometry.dilation, _plane_strides(x_pad.shape[2:]))]
+    view = x_pad.as_strided(
+        (c, *kernel_size, n, *columns.sizes), (plane, *offset_steps, c * plane, *columns.plane_steps), x_pad.storage_offset()
+    )
+    cols = _scratch.get(view.shape, like=x_pad)
     cols.copy_(view)
-    return cols.view(groups, c // groups * prod(kernel_size), n * prod(output_size))
+    return cols.view(geometry.groups, c // geometry.groups * prod(kernel_size), n * columns.length)
 
 
-def _channel_rows(t: torch.Tensor, groups: int) -> torch.Tensor:
-    """(N, G·Co, *P) → (G, Co, N·P): a feature map with one row per channel, per group."""
-    return t.transpose(0, 1).reshape(groups, t.shape[1] // groups, -1)
+def _outputs(rows: torch.Tensor, shape, columns: _Columns) -> torch.Tensor:
+    """The (N, O, *P) = ``shape`` view of a contiguous (O, N·L) matrix of output rows."""
+    n, length = shape[0], columns.length
+    return rows.as_strided(shape, (length, n * length, *columns.output_strides), rows.storage_offset())
+
+
+def _delta_rows(grad_output: torch.Tensor, columns: _Columns, groups: int) -> torch.Tensor:
+    """δ (N, O, *P) as (G, O/G, N·L) rows, zero in the columns between windows."""
+    n, out_channels = grad_output.shape[:2]
+    rows = grad_output.new_zeros if columns.has_gaps() else grad_output.new_empty
+    rows = rows(out_channels, n * columns.length)
+    _outputs(rows, grad_output.shape, columns).copy_(grad_output)
+    return rows.view(groups, out_channels // groups, -1)
+
+
+def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
+    return pad(x, geometry.padding).contiguous()
+
+
+def _finite(t: torch.Tensor) -> bool:
+    return bool(t.detach().sum().isfinite())
 
 
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
@@ -96,8 +157,10 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """
     n, groups = input.shape[0], geometry.groups
     out_channels, kernel_size = weight.shape[0], weight.shape[2:]
+    x_pad = _padded(input, geometry)
     output_size = geometry.output_size(input.shape[2:], kernel_size)
-    cols = _columns(input, kernel_size, geometry, output_size)
+    columns = _choose_columns(x_pad.shape[2:], output_size, geometry)
+    cols = _columns(x_pad, kernel_size, geometry, columns)
     w = weight.reshape(groups, out_channels // groups, -1)
     if bias is None:
         out = torch.bmm(w, cols)
@@ -105,8 +168,8 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
         out = torch.baddbmm(bias.view(groups, -1, 1), w, cols)
     if activation == "relu":
         out.clamp_(min=0)
-    # (G, O/G, N·P) → (N, O, *P), a transposed view; the Function picks the final layout.
-    return out.view(out_channels, n, *output_size).transpose(0, 1)
+    # A strided (N, O, *P) view of the (O, N·L) rows; the Function picks the final layout.
+    return _outputs(out, (n, out_channels, *output_size), columns)
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
@@ -116,27 +179,38 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     reverse (seeds 001/003: the backward pass is the transposed matrix):
     1. ∂L/∂cols = Wᵀ·δ per group — every window's share of the gradient, one GEMM;
     2. col2im: each entry of ∂L/∂cols flows back to the input element it was copied from,
-       dX_pad[n, c, p·s + j·d] += ∂L/∂cols[(c, j), (n, p)] — one strided add per kernel offset j;
+       dX_pad[n, c, p·s + j·d] += ∂L/∂cols[(c, j), (n, p)] — one strided add per kernel
+       offset j, or a single copy when no two windows overlap (1×1 kernels, stride ≥ extent);
     3. drop the padding.
     This is the same sum as the notes' gather form — zero-insert δ by the stride, pad by
     d·(k−1) − pad, correlate with W rotated 180° with in/out channels swapped
     (``torchconv_impl.explain.input_grad_by_rotation``, tested equal) — but it never reads
-    the inserted zeros. ``bias`` (for ConvTranspose) is added at the end.
+    the inserted zeros. Plane-span columns need a finite W (gap columns hold Wᵀ·0).
+    ``bias`` (for ConvTranspose) is added at the end.
     """
     n, out_channels = grad_output.shape[:2]
     groups, kernel_size = geometry.groups, weight.shape[2:]
     in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
-    delta = _channel_rows(grad_output, groups)  # (G, O/G, N·P)
+    padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
+    columns = _choose_columns(padded_size, output_size, geometry, gaps_allowed=_finite(weight))
+    delta = _delta_rows(grad_output, columns, groups)
     w = weight.reshape(groups, out_channels // groups, -1)
     cols_grad = _scratch.get((groups, w.shape[2], delta.shape[2]), like=grad_output)
     torch.bmm(w.transpose(1, 2), delta, out=cols_grad)
-    cols_grad = cols_grad.view(in_channels, *kernel_size, n, *output_size)
-    padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
-    grad = grad_output.new_zeros(in_channels, n, *padded_size)
-    for offset in itertools.product(*(range(k) for k in kernel_size)):
-        reached = (slice(j * d, j * d + (p - 1) * s + 1, s) for j, d, p, s in zip(offset, geometry.dilation, output_size, geometry.stride))
-        grad[(slice(None), slice(None), *reached)] += cols_grad[(slice(None), *offset)]
-    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))].transpose(0, 1)
+    cols_grad = cols_grad.view(in_channels, *kernel_size, n, *columns.sizes)
+
+    grad = grad_output.new_zeros(n, in_channels, *padded_size)
+    plane, t = prod(padded_size), _plane_strides(padded_size)
+    offset_steps = [d * t_d for d, t_d in zip(geometry.dilation, t)]
+    reached = (in_channels, n, *columns.sizes), (plane, in_channels * plane, *columns.plane_steps)
+    if all(s >= d * (k - 1) + 1 for s, d, k in zip(geometry.stride, geometry.dilation, kernel_size)):
+        # Disjoint windows: every input element receives from at most one (window, offset).
+        grad.as_strided((in_channels, *kernel_size, n, *columns.sizes), (plane, *offset_steps, in_channels * plane, *columns.plane_steps)).copy_(cols_grad)
+    else:
+        for offset in itertools.product(*(range(k) for k in kernel_size)):
+            start = sum(j * step for j, step in zip(offset, offset_steps))
+            grad.as_strided(*reached, start).add_(cols_grad[(slice(None), *offset)])
+    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
     return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
 
 
@@ -144,9 +218,12 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     """dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x_pad[n, c, p·s + j·d]: the input correlated with δ.
 
     As a matrix product per group: dW_g = δ_g · cols_gᵀ (the seeds' ∂L/∂W = ∂L/∂Y·Xᵀ), the sum
-    over the batch and positions being the GEMM's reduction dimension.
+    over the batch and positions being the GEMM's reduction dimension. Plane-span columns
+    need a finite x (gap columns hold 0·x).
     """
-    groups, out_channels = geometry.groups, grad_output.shape[1]
-    cols = _columns(input, kernel_size, geometry, grad_output.shape[2:])
-    grad = torch.bmm(_channel_rows(grad_output, groups), cols.transpose(1, 2))  # (G, O/G, C/G·K)
-    return grad.view(out_channels, input.shape[1] // groups, *kernel_size)
+    groups = geometry.groups
+    x_pad = _padded(input, geometry)
+    columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gaps_allowed=_finite(input))
+    cols = _columns(x_pad, kernel_size, geometry, columns)
+    grad = torch.bmm(_delta_rows(grad_output, columns, groups), cols.transpose(1, 2))  # (G, O/G, C/G·K)
+    return grad.view(grad_output.shape[1], input.shape[1] // groups, *kernel_size)
