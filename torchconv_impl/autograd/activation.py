@@ -2,6 +2,8 @@
 for all three (seeds 004), and ReLU's in-place form has no input left to save."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd import Function
 
@@ -33,7 +35,7 @@ class ReLU(Function):
 
 def relu_input_grad(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
     """ReLU's dX from δ and y = max(x, 0): where(y ≤ 0, 0, δ), torch's threshold_backward."""
-    if grad_output.device.type == "cpu" and grad_output.is_floating_point() and bool(grad_output.detach().sum().isfinite()):
+    if grad_output.device.type == "cpu" and grad_output.is_floating_point() and math.isfinite(grad_output.detach().sum().item()):
         # On CPU, ops that read a bool mask (where, masked_fill, bool × float) run some 30×
         # slower than float arithmetic, so the mask is written as floats by the comparison
         # itself. For y = max(x, 0), [y ≠ 0] = [y > 0 or y is NaN]; and with δ finite,

@@ -107,18 +107,17 @@ def _class_targets(target, weight, ignore_index: int, logits, label_smoothing: f
     its label-smoothing term by the same weight sum as its NLL term.
     """
     classes = logits.shape[1]
-    indices = target.reshape(-1).long()
-    active = indices != ignore_index
-    outside = indices[active & ((indices < 0) | (indices >= classes))]
-    check(
-        outside.numel() == 0,
-        f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}",
-    )
-    indices = indices.where(active, 0)
-    class_weight = weight if weight is not None else logits.new_ones(classes)
-    target_class_weight = class_weight[indices] * active
-    target_weights = torch.zeros_like(logits).scatter(1, indices.unsqueeze(1), (target_class_weight * (1 - label_smoothing)).unsqueeze(1))
+    given = target.reshape(-1).long()
+    active = given != ignore_index
+    indices = given.where(active, 0)
+    if indices.numel() and not 0 <= indices.min().item() <= indices.max().item() < classes:
+        outside = given[active & ((given < 0) | (given >= classes))]
+        check(False, f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}")
+    target_class_weight = active.to(logits.dtype) if weight is None else weight[indices] * active
+    mass = target_class_weight if label_smoothing == 0 else target_class_weight * (1 - label_smoothing)
+    target_weights = torch.zeros_like(logits).scatter_(1, indices.unsqueeze(1), mass.unsqueeze(1))
     if label_smoothing > 0:
+        class_weight = weight if weight is not None else logits.new_ones(classes)
         target_weights = target_weights + (label_smoothing / classes) * class_weight * active.unsqueeze(1)
     return target_weights, active, target_class_weight.sum()
 

@@ -21,6 +21,7 @@ forward and carry δ = 0 backward.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from typing import NamedTuple
 
@@ -146,7 +147,8 @@ def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
 
 
 def _finite(t: torch.Tensor) -> bool:
-    return bool(t.detach().sum().isfinite())
+    """Whether every element is finite (a sum overflowing to inf only answers False)."""
+    return math.isfinite(t.detach().sum().item())
 
 
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
@@ -180,7 +182,8 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     1. ∂L/∂cols = Wᵀ·δ per group — every window's share of the gradient, one GEMM;
     2. col2im: each entry of ∂L/∂cols flows back to the input element it was copied from,
        dX_pad[n, c, p·s + j·d] += ∂L/∂cols[(c, j), (n, p)] — one strided add per kernel
-       offset j, or a single copy when no two windows overlap (1×1 kernels, stride ≥ extent);
+       offset j, or a single copy when no two windows overlap (1×1 kernels, stride ≥ extent,
+       a single window);
     3. drop the padding.
     This is the same sum as the notes' gather form — zero-insert δ by the stride, pad by
     d·(k−1) − pad, correlate with W rotated 180° with in/out channels swapped
@@ -197,19 +200,20 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     w = weight.reshape(groups, out_channels // groups, -1)
     cols_grad = _scratch.get((groups, w.shape[2], delta.shape[2]), like=grad_output)
     torch.bmm(w.transpose(1, 2), delta, out=cols_grad)
-    cols_grad = cols_grad.view(in_channels, *kernel_size, n, *columns.sizes)
+    cols_grad = cols_grad.view(in_channels, prod(kernel_size), n, *columns.sizes)
 
     grad = grad_output.new_zeros(n, in_channels, *padded_size)
     plane, t = prod(padded_size), _plane_strides(padded_size)
     offset_steps = [d * t_d for d, t_d in zip(geometry.dilation, t)]
     reached = (in_channels, n, *columns.sizes), (plane, in_channels * plane, *columns.plane_steps)
-    if all(s >= d * (k - 1) + 1 for s, d, k in zip(geometry.stride, geometry.dilation, kernel_size)):
+    if all(p == 1 or s >= d * (k - 1) + 1 for p, s, d, k in zip(output_size, geometry.stride, geometry.dilation, kernel_size)):
         # Disjoint windows: every input element receives from at most one (window, offset).
-        grad.as_strided((in_channels, *kernel_size, n, *columns.sizes), (plane, *offset_steps, in_channels * plane, *columns.plane_steps)).copy_(cols_grad)
+        windows = grad.as_strided((in_channels, *kernel_size, n, *columns.sizes), (plane, *offset_steps, in_channels * plane, *columns.plane_steps))
+        windows.copy_(cols_grad.view(windows.shape))
     else:
-        for offset in itertools.product(*(range(k) for k in kernel_size)):
+        for k, offset in enumerate(itertools.product(*(range(k) for k in kernel_size))):
             start = sum(j * step for j, step in zip(offset, offset_steps))
-            grad.as_strided(*reached, start).add_(cols_grad[(slice(None), *offset)])
+            grad.as_strided(*reached, start).add_(cols_grad[:, k])
     grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
     return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
 

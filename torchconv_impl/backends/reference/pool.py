@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 import torch
 
@@ -135,38 +136,47 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     geometry = _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size)
     view = windows(input, kernel_size, geometry, value=_lowest(input.dtype))
     offsets = list(itertools.product(*(range(k) for k in kernel_size)))
+    window_start, offset_index = _flat_index_parts(tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device)
+
+    per_offset = [view[(..., *offset)] for offset in offsets]  # strided (N, C, *P) views, no copies
+    best = per_offset[0].clone()
+    for value in per_offset[1:]:
+        torch.maximum(best, value, out=best)
+    if input.is_floating_point() and 2 * len(offsets) * torch.finfo(input.dtype).eps <= 1 and math.isfinite(best.sum().item()):
+        return best, window_start + torch.take(offset_index, _first_maximum(best, per_offset).long())
+    return _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, stride, padding, dilation)
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_index_parts(input_size, output_size, kernel_size, stride, padding, dilation, device):
+    """(window_start (*P), offset_index (K,)), int64: the two parts of a flat input index.
+    Cached: a network pools the same shapes every step."""
     plane_strides = [prod(input_size[d + 1:]) for d in range(len(input_size))]
-    arange = functools.partial(torch.arange, device=input.device)
     window_start = sum(
-        ((arange(o) * s - p) * stride_d).view(-1, *(1,) * (len(input_size) - 1 - d))
+        ((torch.arange(o, device=device) * s - p) * stride_d).view(-1, *(1,) * (len(input_size) - 1 - d))
         for d, (o, s, p, stride_d) in enumerate(zip(output_size, stride, padding, plane_strides))
     )
-    offset_index = torch.tensor([sum(j * dil * stride_d for j, dil, stride_d in zip(offset, dilation, plane_strides)) for offset in offsets], device=input.device)
-
-    best = view[(..., *offsets[0])].clone()
-    for offset in offsets[1:]:
-        torch.maximum(best, view[(..., *offset)], out=best)
-    if input.is_floating_point() and 2 * len(offsets) * torch.finfo(input.dtype).eps <= 1 and bool(best.sum().isfinite()):
-        return best, window_start + torch.take(offset_index, _first_maximum(best, view, offsets).long())
-    return _scan_max(view, offsets, window_start, offset_index, input_size, kernel_size, stride, padding, dilation)
+    offsets = itertools.product(*(range(k) for k in kernel_size))
+    offset_index = torch.tensor([sum(j * dil * t for j, dil, t in zip(offset, dilation, plane_strides)) for offset in offsets], device=device)
+    return window_start, offset_index
 
 
-def _first_maximum(best: torch.Tensor, view: torch.Tensor, offsets) -> torch.Tensor:
-    """The position j in ``offsets`` of each window's first element equal to ``best``, its
-    finite maximum, as floats: the smallest rank_j = j + K·sign(best − x_j), since
-    sign(best − x_j) is 0 at the maximum and 1 below it (padding's −∞ included). The ranks are
-    integers below 2K, exact in the input's float type (the caller checks 2K·eps ≤ 1).
+def _first_maximum(best: torch.Tensor, per_offset) -> torch.Tensor:
+    """The position j of each window's first element equal to ``best``, its finite maximum,
+    as floats: the smallest rank_j = j + K·sign(best − x_j), since sign(best − x_j) is 0 at
+    the maximum and 1 below it (padding's −∞ included). The ranks are integers below 2K,
+    exact in the input's float type (the caller checks 2K·eps ≤ 1).
     """
-    k = len(offsets)
-    first = torch.sub(best, view[(..., *offsets[0])]).sign_().mul_(k)
+    k = len(per_offset)
+    first = torch.sub(best, per_offset[0]).sign_().mul_(k)
     rank = torch.empty_like(first)
-    for j, offset in enumerate(offsets[1:], start=1):
-        torch.sub(best, view[(..., *offset)], out=rank).sign_().mul_(k).add_(j)
+    for j, value in enumerate(per_offset[1:], start=1):
+        torch.sub(best, value, out=rank).sign_().mul_(k).add_(j)
         torch.minimum(first, rank, out=first)
     return first
 
 
-def _scan_max(view, offsets, window_start, offset_index, input_size, kernel_size, stride, padding, dilation):
+def _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, stride, padding, dilation):
     """torch's scan, literally: an element replaces the best so far when it is greater or NaN,
     so the first maximum wins and so does the last NaN. Padding reads as the lowest value and
     never replaces anything; the index starts at the window's first in-bounds element, which
@@ -174,13 +184,12 @@ def _scan_max(view, offsets, window_start, offset_index, input_size, kernel_size
     first_inside = 0
     for d, (i, o, k, s, p, dil) in enumerate(zip(input_size, window_start.shape, kernel_size, stride, padding, dilation)):
         # Along dim d, the first window offset whose coordinate p·s − pad + j·dil is ≥ 0.
-        start = torch.arange(o, device=view.device) * s - p
+        start = torch.arange(o, device=window_start.device) * s - p
         first_offset = torch.clamp(torch.div(-start + dil - 1, dil, rounding_mode="floor"), 0, k - 1)
         first_inside = first_inside * i + (start + first_offset * dil).view(-1, *(1,) * (len(input_size) - 1 - d))
-    best = torch.full_like(view[(..., *offsets[0])], _lowest(view.dtype))
+    best = torch.full_like(per_offset[0], _lowest(per_offset[0].dtype))
     best_index = first_inside.expand(best.shape)
-    for j, offset in enumerate(offsets):
-        value = view[(..., *offset)]
+    for j, value in enumerate(per_offset):
         better = (value > best) | value.isnan()
         best_index = torch.where(better, window_start + offset_index[j], best_index)
         best = torch.maximum(best, value)  # = where(better, value, best), NaN included, but one fast pass
