@@ -64,9 +64,9 @@ def test_subclasses_torch_twin_with_same_constructor_signature(name):
 
     ours_parameters = list(inspect.signature(ours).parameters.values())
     theirs_parameters = list(inspect.signature(theirs).parameters.values())
-    if name in CONV:  # our extension: one keyword-only argument after torch's
-        extension = ours_parameters.pop()
-        assert (extension.name, extension.kind, extension.default) == ("connection_table", inspect.Parameter.KEYWORD_ONLY, None)
+    if name in CONV:  # our extensions: keyword-only arguments after torch's
+        extensions = [ours_parameters.pop() for _ in range(2)][::-1]
+        assert shape_of(extensions) == [(n, inspect.Parameter.KEYWORD_ONLY, None) for n in ("connection_table", "activation")]
     assert shape_of(ours_parameters) == shape_of(theirs_parameters)
 
 
@@ -181,6 +181,28 @@ def test_connection_table(backend, name):
 def test_connection_table_bad_shape(shape):
     with pytest.raises(torchconv_impl.ArgumentError, match=r"connection_table of shape \(4, 3\)"):
         ours_nn.Conv2d(3, 4, 2, connection_table=torch.ones(shape, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", CONV)
+def test_fused_relu_activation(backend, name):
+    """Conv(activation="relu") = torch's conv followed by ReLU: output and every gradient;
+    the parameters and the state_dict are the plain layer's."""
+    nd = _nd(name)
+    theirs = _pair(name, 3, 4, 2, padding=1, padding_mode="circular")[1]
+    ours = getattr(ours_nn, name)(3, 4, 2, padding=1, padding_mode="circular", device=DEVICE, activation="relu")
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    assert "activation='relu'" in repr(ours)
+    input = torch.randn(2, 3, *(5,) * nd, device=DEVICE)
+    input[0, 0] = 0.0  # rows of exact zeros: outputs at ReLU's kink
+    input = input.requires_grad_()
+    output, expected = ours(input), torch.relu(theirs(input))
+    assert_close(output, expected)
+    delta = torch.randn_like(expected)
+    for got, want in zip(grads(output, [input, ours.weight, ours.bias], delta), grads(expected, [input, theirs.weight, theirs.bias], delta)):
+        assert_close(got, want)
+    with pytest.raises(torchconv_impl.ArgumentError, match="activation to be None or 'relu'"):
+        getattr(ours_nn, name)(3, 4, 2, activation="tanh")
 
 
 @pytest.mark.parametrize("name", CONV + CONV_TRANSPOSE)

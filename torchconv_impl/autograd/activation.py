@@ -41,7 +41,7 @@ def relu_input_grad(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Te
         # itself. For y = max(x, 0), [y ≠ 0] = [y > 0 or y is NaN]; and with δ finite,
         # δ·mask equals where(y ≤ 0, 0, δ) (up to the sign of a zero).
         mask = torch.ne(output.detach(), 0, out=torch.empty_like(grad_output))
-        return grad_output * mask
+        return torch.mul(grad_output, mask, out=mask) if not grad_output.requires_grad else grad_output * mask
     return torch.where(output <= 0, 0, grad_output)
 
 

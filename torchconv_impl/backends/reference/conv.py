@@ -55,24 +55,25 @@ def _sliding(x: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
 
 
 class _Scratch(threading.local):
-    """One reusable CPU buffer per thread and dtype for the im2col matrix.
+    """Reusable CPU buffers, one per thread, purpose and dtype, for the matrices that live
+    only inside one computation: the im2col matrix (``"cols"``) and δ's rows (``"rows"``).
 
-    The im2col matrix is K times the input and lives for one matrix product. Freshly allocated
-    blocks that large go back to the OS when freed, so each call would pay a page fault per
-    4 KiB of it — measured as several times the cost of filling it. Reusing one buffer (grown
+    The im2col matrix is K times the input. Freshly allocated blocks of a megabyte or more
+    often go back to the OS when freed, so a call would pay a page fault per 4 KiB of them —
+    measured as several times the cost of filling them. Reusing one buffer per purpose (grown
     to the largest size seen, as Caffe's col_buffer did) avoids that. On GPUs the caching
-    allocator already does this, so the buffer is CPU-only.
+    allocator already does this, so the buffers are CPU-only.
     """
 
     def __init__(self):
         self.buffers = {}
 
-    def get(self, shape, like: torch.Tensor) -> torch.Tensor:
+    def get(self, purpose: str, shape, like: torch.Tensor) -> torch.Tensor:
         if like.device.type != "cpu":
             return torch.empty(shape, dtype=like.dtype, device=like.device)
-        buffer = self.buffers.get(like.dtype)
+        buffer = self.buffers.get((purpose, like.dtype))
         if buffer is None or buffer.numel() < prod(shape):
-            buffer = self.buffers[like.dtype] = torch.empty(prod(shape), dtype=like.dtype)
+            buffer = self.buffers[(purpose, like.dtype)] = torch.empty(prod(shape), dtype=like.dtype)
         return buffer[: prod(shape)].view(shape)
 
 
@@ -122,7 +123,7 @@ def _columns(x_pad: torch.Tensor, kernel_size, geometry: ConvGeometry, columns: 
     view = x_pad.as_strided(
         (c, *kernel_size, n, *columns.sizes), (plane, *offset_steps, c * plane, *columns.plane_steps), x_pad.storage_offset()
     )
-    cols = _scratch.get(view.shape, like=x_pad)
+    cols = _scratch.get("cols", view.shape, like=x_pad)
     cols.copy_(view)
     return cols.view(geometry.groups, c // geometry.groups * prod(kernel_size), n * columns.length)
 
@@ -134,10 +135,12 @@ def _outputs(rows: torch.Tensor, shape, columns: _Columns) -> torch.Tensor:
 
 
 def _delta_rows(grad_output: torch.Tensor, columns: _Columns, groups: int) -> torch.Tensor:
-    """δ (N, O, *P) as (G, O/G, N·L) rows, zero in the columns between windows."""
+    """δ (N, O, *P) as (G, O/G, N·L) rows, zero in the columns between windows; in the scratch
+    buffer, valid until the next call in the same thread."""
     n, out_channels = grad_output.shape[:2]
-    rows = grad_output.new_zeros if columns.has_gaps() else grad_output.new_empty
-    rows = rows(out_channels, n * columns.length)
+    rows = _scratch.get("rows", (out_channels, n * columns.length), like=grad_output)
+    if columns.has_gaps():
+        rows.zero_()
     _outputs(rows, grad_output.shape, columns).copy_(grad_output)
     return rows.view(groups, out_channels // groups, -1)
 
@@ -198,7 +201,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     columns = _choose_columns(padded_size, output_size, geometry, gaps_allowed=_finite(weight))
     delta = _delta_rows(grad_output, columns, groups)
     w = weight.reshape(groups, out_channels // groups, -1)
-    cols_grad = _scratch.get((groups, w.shape[2], delta.shape[2]), like=grad_output)
+    cols_grad = _scratch.get("cols", (groups, w.shape[2], delta.shape[2]), like=grad_output)
     torch.bmm(w.transpose(1, 2), delta, out=cols_grad)
     cols_grad = cols_grad.view(in_channels, prod(kernel_size), n, *columns.sizes)
 
