@@ -440,6 +440,13 @@ def _ce_case(id, input_shape, target, match, input_dtype=torch.float32, **kwargs
     return pytest.param(input_shape, target, input_dtype, kwargs, match, id=id)
 
 
+def test_cross_entropy_negative_label_smoothing_is_none_like_torch():
+    input, target = torch.randn(4, 5, device=DEVICE), torch.randint(5, (4,), device=DEVICE)
+    expected = TF.cross_entropy(input, target, label_smoothing=-0.2)
+    torch.testing.assert_close(expected, TF.cross_entropy(input, target))
+    torch.testing.assert_close(F.cross_entropy(input, target, label_smoothing=-0.2), expected)
+
+
 @pytest.mark.parametrize(
     "input_shape, target, input_dtype, kwargs, match",
     [

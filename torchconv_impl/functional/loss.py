@@ -60,7 +60,8 @@ def cross_entropy(
     check(isinstance(target, torch.Tensor), f"{op}: expected target to be a Tensor, got {type(target).__name__}")
     check(input.dim() >= 1, f"{op}: expected input of size (C,) or (N, C, d1, ..., dK), got a 0-D tensor")
     check_float(input, "input", op)
-    check(0.0 <= label_smoothing <= 1.0, f"{op}: expected label_smoothing to be between 0.0 and 1.0, got {label_smoothing}")
+    check(label_smoothing <= 1.0, f"{op}: expected label_smoothing to be between 0.0 and 1.0, got {label_smoothing}")
+    label_smoothing = max(label_smoothing, 0.0)  # torch smooths only when ε > 0 and takes a negative ε as 0
     class_dim = 0 if input.dim() == 1 else 1
     classes = input.shape[class_dim]
     if weight is not None:
