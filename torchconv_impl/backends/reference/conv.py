@@ -104,13 +104,17 @@ def _plane_strides(padded_size) -> list[int]:
     return [prod(padded_size[d + 1:]) for d in range(len(padded_size))]
 
 
-def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gaps_allowed: bool = True) -> _Columns:
-    """Plane-span columns for unit stride when their overhead is small (and the caller can
-    accept gaps — see conv_input_grad / conv_weight_grad), otherwise one per output position."""
+def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gap_operand: torch.Tensor | None = None) -> _Columns:
+    """Plane-span columns for unit stride when their overhead is small, otherwise one per
+    output position. Backward passes name the operand that meets the gaps' zeros
+    (``gap_operand``); gaps are allowed only when it is finite, as 0·inf would leak."""
     t = _plane_strides(padded_size)
     span = sum((p - 1) * t_d for p, t_d in zip(output_size, t)) + 1
     positions = prod(output_size)
-    if gaps_allowed and positions > 0 and all(s == 1 for s in geometry.stride) and span <= _SPAN_OVERHEAD * positions:
+    if (
+        positions > 0 and all(s == 1 for s in geometry.stride) and span <= _SPAN_OVERHEAD * positions
+        and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
+    ):
         return _Columns((span,), (1,), tuple(t))
     return _Columns(tuple(output_size), tuple(s * t_d for s, t_d in zip(geometry.stride, t)), tuple(_plane_strides(output_size)))
 
@@ -149,7 +153,7 @@ def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
     return pad(x, geometry.padding).contiguous()
 
 
-def _finite(t: torch.Tensor) -> bool:
+def all_finite(t: torch.Tensor) -> bool:
     """Whether every element is finite (a sum overflowing to inf only answers False)."""
     return math.isfinite(t.detach().sum().item())
 
@@ -198,7 +202,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     groups, kernel_size = geometry.groups, weight.shape[2:]
     in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
-    columns = _choose_columns(padded_size, output_size, geometry, gaps_allowed=_finite(weight))
+    columns = _choose_columns(padded_size, output_size, geometry, gap_operand=weight)
     delta = _delta_rows(grad_output, columns, groups)
     w = weight.reshape(groups, out_channels // groups, -1)
     cols_grad = _scratch.get("cols", (groups, w.shape[2], delta.shape[2]), like=grad_output)
@@ -230,7 +234,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     """
     groups = geometry.groups
     x_pad = _padded(input, geometry)
-    columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gaps_allowed=_finite(input))
+    columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gap_operand=input)
     cols = _columns(x_pad, kernel_size, geometry, columns)
     grad = torch.bmm(_delta_rows(grad_output, columns, groups), cols.transpose(1, 2))  # (G, O/G, C/G·K)
     return grad.view(grad_output.shape[1], input.shape[1] // groups, *kernel_size)

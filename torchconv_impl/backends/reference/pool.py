@@ -43,12 +43,11 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 
 import torch
 
 from ..._geometry import ConvGeometry, prod
-from .conv import pad, windows
+from .conv import all_finite, pad, windows
 
 __all__ = [
     "pool_output_size",
@@ -142,7 +141,7 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     best = per_offset[0].clone()
     for value in per_offset[1:]:
         torch.maximum(best, value, out=best)
-    if input.is_floating_point() and 2 * len(offsets) * torch.finfo(input.dtype).eps <= 1 and math.isfinite(best.sum().item()):
+    if input.is_floating_point() and 2 * len(offsets) * torch.finfo(input.dtype).eps <= 1 and all_finite(best):
         return best, window_start + torch.take(offset_index, _first_maximum(best, per_offset).long())
     return _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, stride, padding, dilation)
 
