@@ -8,17 +8,47 @@ from __future__ import annotations
 import torch
 from torch.autograd import Function
 
-__all__ = ["SoftmaxCrossEntropy", "SquaredError"]
+__all__ = ["ClassCrossEntropy", "SoftmaxCrossEntropy", "SquaredError"]
 
 
-def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """log softmax(z)ₖ = zₖ − lse(z) over the last dim, lse(z) = m + log Σⱼ exp(zⱼ − m) with m = max z.
+def logsumexp(logits: torch.Tensor) -> torch.Tensor:
+    """lse(z) = m + log Σⱼ exp(zⱼ − m) over the last dim (kept), with m = max z.
 
     Any shift m gives the same lse; the max keeps exp from overflowing. m is detached because
     lse does not depend on it, which keeps the gradient through this (in double backward) exact.
     """
     shift = logits.amax(-1, keepdim=True).detach()
-    return logits - (shift + (logits - shift).exp().sum(-1, keepdim=True).log())
+    return shift + (logits - shift).exp().sum(-1, keepdim=True).log()
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log softmax(z)ₖ = zₖ − lse(z) over the last dim."""
+    return logits - logsumexp(logits)
+
+
+class ClassCrossEntropy(Function):
+    """ℓᵢ = lse(zᵢ) − zᵢ,ₜᵢ for logits z (M, C) and class indices t (M,): the common case
+    of ``SoftmaxCrossEntropy`` — q one-hot, no class weights, no smoothing, nothing ignored —
+    without building q.
+
+    Backward (seeds 004): dz = δ · (softmax(z) − onehot(t)), i.e. δ·softmax(z) everywhere,
+    then −δ added at each row's target class.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        lse = logsumexp(logits)
+        ctx.save_for_backward(logits, target, lse)
+        return (lse - logits.gather(1, target.unsqueeze(1))).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        logits, target, lse = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: lse must be a function of z again
+            lse = logsumexp(logits)
+        delta = grad_loss.unsqueeze(1)
+        grad_logits = (logits - lse).exp() * delta
+        return grad_logits.scatter_add(1, target.unsqueeze(1), -delta), None
 
 
 class SoftmaxCrossEntropy(Function):

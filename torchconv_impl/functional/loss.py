@@ -15,7 +15,7 @@ import torch
 from torch.nn import _reduction
 
 from .._geometry import check
-from ..autograd.loss import SoftmaxCrossEntropy, SquaredError
+from ..autograd.loss import ClassCrossEntropy, SoftmaxCrossEntropy, SquaredError
 from ._checks import check_float, check_same_dtype_device
 
 __all__ = ["cross_entropy", "mse_loss"]
@@ -94,26 +94,34 @@ def cross_entropy(
             f"{op}: expected class-index target of dtype torch.int64 or torch.uint8, got {target.dtype}",
         )
         check_same_dtype_device(op, input=input, weight=weight)
-        target_weights, active, count = _class_targets(target, weight, ignore_index, logits, label_smoothing)
+        given = target.reshape(-1).long()
+        lowest, highest = (t.item() for t in given.aminmax()) if given.numel() else (0, -1)
+        if weight is None and label_smoothing == 0 and 0 <= lowest and highest < classes and not lowest <= ignore_index <= highest:
+            # Plain class indices, none ignored: ℓ = lse − z_t, without building one-hot rows.
+            return _reduce(ClassCrossEntropy.apply(logits, given).reshape(rows_shape), reduction, given.numel())
+        target_weights, active, count = _class_targets(given, weight, ignore_index, logits, label_smoothing, lowest, highest)
     loss = SoftmaxCrossEntropy.apply(logits, target_weights, active)
     if reduction == "none":
         return loss.reshape(input.shape[:class_dim] + input.shape[class_dim + 1:])
     return _reduce(loss, reduction, count)
 
 
-def _class_targets(target, weight, ignore_index: int, logits, label_smoothing: float):
-    """Rows of q: w[t]·(1 − ε) at the target class, plus ε/C·w on every class; zero when ignored.
+def _class_targets(given, weight, ignore_index: int, logits, label_smoothing: float, lowest: int, highest: int):
+    """Rows of q from class indices ``given`` (M,), whose range is [lowest, highest]: w[t]·(1 − ε)
+    at the target class, plus ε/C·w on every class; zero when ignored.
 
     The 'mean' count is Σ w[t] over the non-ignored rows — for both parts, as torch normalises
     its label-smoothing term by the same weight sum as its NLL term.
     """
     classes = logits.shape[1]
-    given = target.reshape(-1).long()
     active = given != ignore_index
     indices = given.where(active, 0)
-    if indices.numel() and not 0 <= indices.min().item() <= indices.max().item() < classes:
+    if not (0 <= lowest and highest < classes):  # some index is outside, or is ignore_index
         outside = given[active & ((given < 0) | (given >= classes))]
-        check(False, f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}")
+        check(
+            outside.numel() == 0,
+            f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}",
+        )
     target_class_weight = active.to(logits.dtype) if weight is None else weight[indices] * active
     mass = target_class_weight if label_smoothing == 0 else target_class_weight * (1 - label_smoothing)
     target_weights = torch.zeros_like(logits).scatter_(1, indices.unsqueeze(1), mass.unsqueeze(1))
