@@ -142,7 +142,9 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     for value in per_offset[1:]:
         torch.maximum(best, value, out=best)
     if input.is_floating_point() and 2 * len(offsets) * torch.finfo(input.dtype).eps <= 1 and all_finite(best):
-        return best, window_start + torch.take(offset_index, _first_maximum(best, per_offset).long())
+        first = _first_maximum(best, per_offset).long()
+        # index_select, not take: on CPU several times faster for this small table.
+        return best, window_start + offset_index.index_select(0, first.reshape(-1)).view(first.shape)
     return _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, stride, padding, dilation)
 
 
