@@ -16,9 +16,11 @@ class ArgumentError(ValueError, RuntimeError):
     """
 
 
-def check(condition: bool, message: str) -> None:
+def check(condition: bool, message) -> None:
+    """Raise ArgumentError(message) unless ``condition``. ``message`` may be a function
+    returning the text (as in ``torch._check``), so hot paths format it only on failure."""
     if not condition:
-        raise ArgumentError(message)
+        raise ArgumentError(message() if callable(message) else message)
 
 
 def ntuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
@@ -30,7 +32,7 @@ def ntuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
     ):
         if len(value) == 1:
             return tuple(value) * n
-        check(len(value) == n, f"{op}: expected {name} to be an int or a tuple of {n} ints, got {tuple(value)}")
+        check(len(value) == n, lambda: f"{op}: expected {name} to be an int or a tuple of {n} ints, got {tuple(value)}")
         return tuple(value)
     raise ArgumentError(f"{op}: expected {name} to be an int or a tuple of {n} ints, got {value!r}")
 

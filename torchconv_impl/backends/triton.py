@@ -33,12 +33,12 @@ def _check_tensors(op: str, *tensors) -> None:
                 "only in Triton's interpreter (set TRITON_INTERPRET=1 before importing triton). "
                 "For CPU tensors use the 'reference' backend."
             )
-        check(t.dtype in DOT_DTYPES, f"triton backend ({op}): expected a dtype in {DOT_DTYPES}, got {t.dtype}")
+        check(t.dtype in DOT_DTYPES, lambda: f"triton backend ({op}): expected a dtype in {DOT_DTYPES}, got {t.dtype}")
 
 
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y = x ⋆ W + b, optionally with ReLU fused in the epilogue (``activation="relu"``)."""
-    check(activation in (None, "relu"), f"conv_forward: expected activation to be None or 'relu', got {activation!r}")
+    check(activation in (None, "relu"), lambda: f"conv_forward: expected activation to be None or 'relu', got {activation!r}")
     _check_tensors("conv_forward", input, weight, bias)
     return conv_kernels.conv_forward(input, weight, bias, geometry, activation)
 

@@ -8,10 +8,10 @@ from .._geometry import ArgumentError, check
 
 def check_input_dim(input: torch.Tensor, nd: int, op: str) -> bool:
     """Accepts (N, C, *S) or unbatched (C, *S) with ``nd`` spatial dims; returns whether batched."""
-    check(isinstance(input, torch.Tensor), f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
     check(
         input.dim() in (nd + 1, nd + 2),
-        f"{op}: expected input to be {nd + 1}-D (unbatched) or {nd + 2}-D (batched), "
+        lambda: f"{op}: expected input to be {nd + 1}-D (unbatched) or {nd + 2}-D (batched), "
         f"got {input.dim()}-D input of size {list(input.shape)}",
     )
     return input.dim() == nd + 2
@@ -20,7 +20,7 @@ def check_input_dim(input: torch.Tensor, nd: int, op: str) -> bool:
 def check_float(tensor: torch.Tensor, name: str, op: str) -> None:
     check(
         tensor.is_floating_point(),
-        f"{op}: expected {name} to have a floating-point dtype, got {tensor.dtype}",
+        lambda: f"{op}: expected {name} to have a floating-point dtype, got {tensor.dtype}",
     )
 
 
@@ -31,20 +31,20 @@ def check_same_dtype_device(op: str, **tensors) -> None:
     for name, t in present[1:]:
         check(
             t.dtype == first.dtype,
-            f"{op}: expected {name} to have the same dtype as {first_name} ({first.dtype}), got {t.dtype}",
+            lambda: f"{op}: expected {name} to have the same dtype as {first_name} ({first.dtype}), got {t.dtype}",
         )
         check(
             t.device == first.device,
-            f"{op}: expected {name} to be on the same device as {first_name} ({first.device}), got {t.device}",
+            lambda: f"{op}: expected {name} to be on the same device as {first_name} ({first.device}), got {t.device}",
         )
 
 
 def positive(values, name: str, op: str) -> None:
-    check(all(v > 0 for v in values), f"{op}: expected {name} to be positive, got {values}")
+    check(all(v > 0 for v in values), lambda: f"{op}: expected {name} to be positive, got {values}")
 
 
 def non_negative(values, name: str, op: str) -> None:
-    check(all(v >= 0 for v in values), f"{op}: expected {name} to be non-negative, got {values}")
+    check(all(v >= 0 for v in values), lambda: f"{op}: expected {name} to be non-negative, got {values}")
 
 
 __all__ = ["ArgumentError", "check", "check_input_dim", "check_float", "check_same_dtype_device", "positive", "non_negative"]

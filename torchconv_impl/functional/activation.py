@@ -10,7 +10,7 @@ __all__ = ["relu", "relu_", "sigmoid", "tanh"]
 
 
 def _check_input(input, op: str) -> None:
-    check(isinstance(input, torch.Tensor), f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
 
 
 def relu(input, inplace=False):

@@ -15,20 +15,20 @@ from ._checks import check_float, check_input_dim, check_same_dtype_device, non_
 
 def _check_operands(input, weight, bias, nd: int, op: str, weight_layout: str) -> bool:
     batched = check_input_dim(input, nd, op)
-    check(isinstance(weight, torch.Tensor), f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
+    check(isinstance(weight, torch.Tensor), lambda: f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
     check(
         weight.dim() == nd + 2,
-        f"{op}: expected weight to be {nd + 2}-D {weight_layout}, "
+        lambda: f"{op}: expected weight to be {nd + 2}-D {weight_layout}, "
         f"got {weight.dim()}-D weight of size {list(weight.shape)}",
     )
     check(
         all(k > 0 for k in weight.shape[2:]),
-        f"{op}: expected every kernel size (weight.shape[2:]) to be positive, got weight of size {list(weight.shape)}",
+        lambda: f"{op}: expected every kernel size (weight.shape[2:]) to be positive, got weight of size {list(weight.shape)}",
     )
     # As in torch: an empty input may be empty in its batch or channel dimension only.
     check(
         all(s > 0 for s in input.shape[-nd:]),
-        f"{op}: expected input with a non-zero size in every spatial dimension, got input of size {list(input.shape)}",
+        lambda: f"{op}: expected input with a non-zero size in every spatial dimension, got input of size {list(input.shape)}",
     )
     check_float(input, "input", op)
     check_same_dtype_device(op, input=input, weight=weight, bias=bias)
@@ -39,14 +39,14 @@ def _check_bias(bias, out_channels: int, op: str) -> None:
     if bias is not None:
         check(
             bias.dim() == 1 and bias.shape[0] == out_channels,
-            f"{op}: expected bias to be 1-D with {out_channels} elements (out_channels), got size {list(bias.shape)}",
+            lambda: f"{op}: expected bias to be 1-D with {out_channels} elements (out_channels), got size {list(bias.shape)}",
         )
 
 
 def _check_groups(groups, op: str) -> None:
     check(
         isinstance(groups, int) and not isinstance(groups, bool) and groups > 0,
-        f"{op}: expected groups to be a positive int, got {groups!r}",
+        lambda: f"{op}: expected groups to be a positive int, got {groups!r}",
     )
 
 
@@ -58,9 +58,9 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
     _check_groups(groups, op)
     kernel_size = tuple(weight.shape[2:])
     if isinstance(padding, str):
-        check(padding in ("same", "valid"), f"{op}: expected padding to be 'same', 'valid', an int or a tuple, got {padding!r}")
+        check(padding in ("same", "valid"), lambda: f"{op}: expected padding to be 'same', 'valid', an int or a tuple, got {padding!r}")
         if padding == "same":
-            check(all(s == 1 for s in stride), f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
+            check(all(s == 1 for s in stride), lambda: f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
             pads = same_padding(kernel_size, dilation)
         else:
             pads = ((0, 0),) * nd
@@ -71,12 +71,12 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
     out_channels = weight.shape[0]
     check(
         out_channels >= groups and out_channels % groups == 0,
-        f"{op}: expected weight.shape[0] (out_channels={out_channels}) to be a positive multiple of groups={groups}",
+        lambda: f"{op}: expected weight.shape[0] (out_channels={out_channels}) to be a positive multiple of groups={groups}",
     )
     channel_dim = 1 if batched else 0
     check(
         input.shape[channel_dim] == weight.shape[1] * groups,
-        f"{op}: expected input with {weight.shape[1] * groups} channels (weight.shape[1]={weight.shape[1]} × groups={groups}), "
+        lambda: f"{op}: expected input with {weight.shape[1] * groups} channels (weight.shape[1]={weight.shape[1]} × groups={groups}), "
         f"got {input.shape[channel_dim]} channels in input of size {list(input.shape)}",
     )
     _check_bias(bias, out_channels, op)
@@ -85,7 +85,7 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
     extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel_size, dilation))
     check(
         all(p >= e for p, e in zip(padded, extent)),
-        f"{op}: expected the padded input size {padded} to be at least the dilated kernel size {extent} in every dimension",
+        lambda: f"{op}: expected the padded input size {padded} to be at least the dilated kernel size {extent} in every dimension",
     )
     geometry = ConvGeometry(stride=stride, padding=pads, dilation=dilation, groups=groups)
     x = input if batched else input.unsqueeze(0)
@@ -99,29 +99,29 @@ def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_paddin
     positive(stride, "stride", op)
     positive(dilation, "dilation", op)
     _check_groups(groups, op)
-    check(not isinstance(padding, str), f"{op}: expected padding to be an int or a tuple, got {padding!r}")
+    check(not isinstance(padding, str), lambda: f"{op}: expected padding to be an int or a tuple, got {padding!r}")
     padding = ntuple(padding, nd, "padding", op)
     output_padding = ntuple(output_padding, nd, "output_padding", op)
     non_negative(padding, "padding", op)
     non_negative(output_padding, "output_padding", op)
     check(
         all(op_ < s or op_ < d for op_, s, d in zip(output_padding, stride, dilation)),
-        f"{op}: expected output_padding to be smaller than either stride or dilation in every dimension, "
+        lambda: f"{op}: expected output_padding to be smaller than either stride or dilation in every dimension, "
         f"got output_padding={output_padding}, stride={stride}, dilation={dilation}",
     )
     in_channels = weight.shape[0]
     check(
         in_channels >= groups and in_channels % groups == 0,
-        f"{op}: expected weight.shape[0] (in_channels={in_channels}) to be a positive multiple of groups={groups}",
+        lambda: f"{op}: expected weight.shape[0] (in_channels={in_channels}) to be a positive multiple of groups={groups}",
     )
     check(
         weight.shape[1] > 0,
-        f"{op}: expected weight.shape[1] (out_channels/groups) to be positive, got weight of size {list(weight.shape)}",
+        lambda: f"{op}: expected weight.shape[1] (out_channels/groups) to be positive, got weight of size {list(weight.shape)}",
     )
     channel_dim = 1 if batched else 0
     check(
         input.shape[channel_dim] == in_channels,
-        f"{op}: expected input with {in_channels} channels (weight.shape[0]), "
+        lambda: f"{op}: expected input with {in_channels} channels (weight.shape[0]), "
         f"got {input.shape[channel_dim]} channels in input of size {list(input.shape)}",
     )
     _check_bias(bias, weight.shape[1] * groups, op)
@@ -133,7 +133,7 @@ def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_paddin
     )
     check(
         all(o > 0 for o in output_size),
-        f"{op}: calculated output size {output_size} is too small for input size {tuple(spatial)} "
+        lambda: f"{op}: calculated output size {output_size} is too small for input size {tuple(spatial)} "
         f"(stride={stride}, padding={padding}, dilation={dilation}, kernel_size={kernel_size})",
     )
     geometry = ConvGeometry(stride=stride, padding=tuple((p, p) for p in padding), dilation=dilation, groups=groups)
@@ -194,11 +194,11 @@ def convolve(input, kernel, mode="full"):
     Differentiable in both arguments: it is ``Convolution`` applied to the flipped kernel.
     """
     op = "convolve"
-    check(isinstance(input, torch.Tensor) and isinstance(kernel, torch.Tensor), f"{op}: expected input and kernel to be Tensors")
-    check(mode in ("full", "valid", "same"), f"{op}: expected mode to be 'full', 'valid' or 'same', got {mode!r}")
+    check(isinstance(input, torch.Tensor) and isinstance(kernel, torch.Tensor), lambda: f"{op}: expected input and kernel to be Tensors")
+    check(mode in ("full", "valid", "same"), lambda: f"{op}: expected mode to be 'full', 'valid' or 'same', got {mode!r}")
     check(
         input.dim() == kernel.dim() and 1 <= input.dim() <= 3,
-        f"{op}: expected input and kernel with the same number of dimensions (1 to 3), got {input.dim()} and {kernel.dim()}",
+        lambda: f"{op}: expected input and kernel with the same number of dimensions (1 to 3), got {input.dim()} and {kernel.dim()}",
     )
     check_float(input, "input", op)
     check_same_dtype_device(op, input=input, kernel=kernel)
@@ -207,7 +207,7 @@ def convolve(input, kernel, mode="full"):
             input, kernel = kernel, input  # convolution commutes; scipy swaps the same way
         check(
             all(i >= k for i, k in zip(input.shape, kernel.shape)),
-            f"{op}: mode='valid' needs one of input {list(input.shape)} and kernel {list(kernel.shape)} "
+            lambda: f"{op}: mode='valid' needs one of input {list(input.shape)} and kernel {list(kernel.shape)} "
             "to be at least as large as the other in every dimension",
         )
         padding = tuple((0, 0) for _ in kernel.shape)

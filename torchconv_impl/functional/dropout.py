@@ -18,9 +18,9 @@ __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
 
 def _check(input, p, op: str) -> None:
-    check(isinstance(input, torch.Tensor), f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
     # torch raises ValueError with this message; ArgumentError is a ValueError.
-    check(0.0 <= p <= 1.0, f"dropout probability has to be between 0 and 1, but got {p}")
+    check(0.0 <= p <= 1.0, lambda: f"dropout probability has to be between 0 and 1, but got {p}")
 
 
 def _dropout(input, p, training, inplace, mask_shape, op: str):
@@ -38,7 +38,7 @@ def _dropout(input, p, training, inplace, mask_shape, op: str):
 def _channel_dropout(input, p, training, inplace, leading_dims: int, op: str):
     """Drops whole channels: one mask value per index of the first ``leading_dims`` dims
     ((N, C) batched, (C,) unbatched), broadcast over the rest."""
-    check(input.dim() >= leading_dims, f"{op}: channel dropout needs at least {leading_dims} dimensions, got a {input.dim()}-D input")
+    check(input.dim() >= leading_dims, lambda: f"{op}: channel dropout needs at least {leading_dims} dimensions, got a {input.dim()}-D input")
     mask_shape = (*input.shape[:leading_dims], *(1,) * (input.dim() - leading_dims))
     return _dropout(input, p, training, inplace, mask_shape, op)
 
@@ -57,7 +57,7 @@ def dropout1d(input, p=0.5, training=True, inplace=False):
     _check(input, p, "dropout1d")
     check(
         input.dim() in (2, 3),
-        f"dropout1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got a {input.dim()}-D input of size {list(input.shape)}",
+        lambda: f"dropout1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got a {input.dim()}-D input of size {list(input.shape)}",
     )
     return _channel_dropout(input, p, training, inplace, input.dim() - 1, "dropout1d")
 

@@ -17,28 +17,28 @@ def linear(input, weight, bias=None):
     not kept as a dimension; ``bias`` broadcasts to the output (usually (out_features,)).
     """
     op = "linear"
-    check(isinstance(input, torch.Tensor), f"{op}: expected input to be a Tensor, got {type(input).__name__}")
-    check(isinstance(weight, torch.Tensor), f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
-    check(input.dim() >= 1, f"{op}: expected input to be at least 1-D (*, in_features), got a 0-D tensor")
+    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check(isinstance(weight, torch.Tensor), lambda: f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
+    check(input.dim() >= 1, lambda: f"{op}: expected input to be at least 1-D (*, in_features), got a 0-D tensor")
     check(
         weight.dim() in (1, 2),
-        f"{op}: expected weight to be 2-D (out_features, in_features) or 1-D (in_features,), "
+        lambda: f"{op}: expected weight to be 2-D (out_features, in_features) or 1-D (in_features,), "
         f"got {weight.dim()}-D weight of size {list(weight.shape)}",
     )
     check_same_dtype_device(op, input=input, weight=weight, bias=bias)
     check(
         input.shape[-1] == weight.shape[-1],
-        f"{op}: expected input's last dimension to be in_features={weight.shape[-1]} (weight.shape[-1]), "
+        lambda: f"{op}: expected input's last dimension to be in_features={weight.shape[-1]} (weight.shape[-1]), "
         f"got input of size {list(input.shape)}",
     )
     single_output = weight.dim() == 1
     output_shape = (*input.shape[:-1],) if single_output else (*input.shape[:-1], weight.shape[0])
     if bias is not None:
-        check(isinstance(bias, torch.Tensor), f"{op}: expected bias to be a Tensor or None, got {type(bias).__name__}")
+        check(isinstance(bias, torch.Tensor), lambda: f"{op}: expected bias to be a Tensor or None, got {type(bias).__name__}")
         check(
             bias.dim() <= len(output_shape)
             and all(b in (1, o) for b, o in zip(reversed(bias.shape), reversed(output_shape))),
-            f"{op}: expected bias to broadcast to the output size {list(output_shape)} "
+            lambda: f"{op}: expected bias to broadcast to the output size {list(output_shape)} "
             f"(usually ({output_shape[-1] if output_shape else 1},)), got size {list(bias.shape)}",
         )
     if single_output:

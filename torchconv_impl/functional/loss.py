@@ -26,14 +26,14 @@ _REDUCTIONS = ("none", "mean", "sum")
 def _resolve_reduction(size_average, reduce_, reduction, op: str) -> str:
     if size_average is not None or reduce_ is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce_)  # torch's deprecated flags
-    check(reduction in _REDUCTIONS, f"{op}: expected reduction to be one of {_REDUCTIONS}, got {reduction!r}")
+    check(reduction in _REDUCTIONS, lambda: f"{op}: expected reduction to be one of {_REDUCTIONS}, got {reduction!r}")
     return reduction
 
 
 def _check_same_device(op: str, input, **tensors) -> None:
     for name, tensor in tensors.items():
         if tensor is not None:
-            check(tensor.device == input.device, f"{op}: expected {name} on input's device ({input.device}), got {tensor.device}")
+            check(tensor.device == input.device, lambda: f"{op}: expected {name} on input's device ({input.device}), got {tensor.device}")
 
 
 def _reduce(loss, reduction: str, count):
@@ -56,18 +56,18 @@ def cross_entropy(
     """
     op = "cross_entropy"
     reduction = _resolve_reduction(size_average, reduce, reduction, op)
-    check(isinstance(input, torch.Tensor), f"{op}: expected input to be a Tensor, got {type(input).__name__}")
-    check(isinstance(target, torch.Tensor), f"{op}: expected target to be a Tensor, got {type(target).__name__}")
-    check(input.dim() >= 1, f"{op}: expected input of size (C,) or (N, C, d1, ..., dK), got a 0-D tensor")
+    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check(isinstance(target, torch.Tensor), lambda: f"{op}: expected target to be a Tensor, got {type(target).__name__}")
+    check(input.dim() >= 1, lambda: f"{op}: expected input of size (C,) or (N, C, d1, ..., dK), got a 0-D tensor")
     check_float(input, "input", op)
-    check(label_smoothing <= 1.0, f"{op}: expected label_smoothing to be between 0.0 and 1.0, got {label_smoothing}")
+    check(label_smoothing <= 1.0, lambda: f"{op}: expected label_smoothing to be between 0.0 and 1.0, got {label_smoothing}")
     label_smoothing = max(label_smoothing, 0.0)  # torch smooths only when ε > 0 and takes a negative ε as 0
     class_dim = 0 if input.dim() == 1 else 1
     classes = input.shape[class_dim]
     if weight is not None:
         check(
             isinstance(weight, torch.Tensor) and weight.shape == (classes,),
-            f"{op}: expected weight to be a 1-D tensor with {classes} elements (one per class), "
+            lambda: f"{op}: expected weight to be a 1-D tensor with {classes} elements (one per class), "
             f"got {list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}",
         )
     _check_same_device(op, input, target=target, weight=weight)
@@ -75,9 +75,9 @@ def cross_entropy(
     if target.shape == input.shape:
         check(
             target.is_floating_point(),
-            f"{op}: expected a floating-point target for class probabilities (target.shape == input.shape), got {target.dtype}",
+            lambda: f"{op}: expected a floating-point target for class probabilities (target.shape == input.shape), got {target.dtype}",
         )
-        check(ignore_index < 0, f"{op}: ignore_index={ignore_index} is not supported with class-probability targets")
+        check(ignore_index < 0, lambda: f"{op}: ignore_index={ignore_index} is not supported with class-probability targets")
         # As torch, computed in the promoted dtype of input, target and weight.
         dtype = functools.reduce(torch.promote_types, [t.dtype for t in (input, target, weight) if t is not None])
         logits = logits.to(dtype)
@@ -86,12 +86,12 @@ def cross_entropy(
         rows_shape = input.shape[:1] + input.shape[2:] if class_dim == 1 else ()
         check(
             target.shape == rows_shape or (class_dim == 0 and target.shape == (1,)),
-            f"{op}: expected target of size {list(rows_shape)} (class indices) or {list(input.shape)} "
+            lambda: f"{op}: expected target of size {list(rows_shape)} (class indices) or {list(input.shape)} "
             f"(class probabilities), got {list(target.shape)}",
         )
         check(
             target.dtype in (torch.int64, torch.uint8),
-            f"{op}: expected class-index target of dtype torch.int64 or torch.uint8, got {target.dtype}",
+            lambda: f"{op}: expected class-index target of dtype torch.int64 or torch.uint8, got {target.dtype}",
         )
         check_same_dtype_device(op, input=input, weight=weight)
         given = target.reshape(-1).long()
@@ -120,7 +120,7 @@ def _class_targets(given, weight, ignore_index: int, logits, label_smoothing: fl
         outside = given[active & ((given < 0) | (given >= classes))]
         check(
             outside.numel() == 0,
-            f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}",
+            lambda: f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}",
         )
     target_class_weight = active.to(logits.dtype) if weight is None else weight[indices] * active
     mass = target_class_weight if label_smoothing == 0 else target_class_weight * (1 - label_smoothing)
@@ -150,15 +150,15 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     """
     op = "mse_loss"
     reduction = _resolve_reduction(size_average, reduce, reduction, op)
-    check(isinstance(input, torch.Tensor), f"{op}: expected input to be a Tensor, got {type(input).__name__}")
-    check(isinstance(target, torch.Tensor), f"{op}: expected target to be a Tensor, got {type(target).__name__}")
+    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check(isinstance(target, torch.Tensor), lambda: f"{op}: expected target to be a Tensor, got {type(target).__name__}")
     check_float(input, "input", op)
     _check_same_device(op, input, target=target, weight=weight)
     if target.shape != input.shape:
         try:
             torch.broadcast_shapes(input.shape, target.shape)
         except RuntimeError:
-            check(False, f"{op}: expected target to broadcast with input of size {list(input.shape)}, got {list(target.shape)}")
+            check(False, lambda: f"{op}: expected target to broadcast with input of size {list(input.shape)}, got {list(target.shape)}")
         warnings.warn(
             f"mse_loss: target size {list(target.shape)} differs from input size {list(input.shape)}; "
             "they are broadcast, which is likely not what you want.",
@@ -167,7 +167,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     if weight is not None:
         check(
             isinstance(weight, torch.Tensor) and weight.shape == input.shape,
-            f"{op}: expected weight of the input's size {list(input.shape)}, "
+            lambda: f"{op}: expected weight of the input's size {list(input.shape)}, "
             f"got {list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}",
         )
     errors = SquaredError.apply(*torch.broadcast_tensors(input, target))

@@ -26,7 +26,7 @@ def _check_input(input, nd: int, op: str, *, empty_channels: bool = False) -> bo
     channels = input.shape[-nd - 1]
     check(
         all(s > 0 for s in spatial) and (empty_channels or channels > 0),
-        f"{op}: expected input with non-zero {'spatial' if empty_channels else 'channel and spatial'} sizes "
+        lambda: f"{op}: expected input with non-zero {'spatial' if empty_channels else 'channel and spatial'} sizes "
         f"(only the batch may be empty), got input of size {list(input.shape)}",
     )
     return batched
@@ -35,14 +35,14 @@ def _check_input(input, nd: int, op: str, *, empty_channels: bool = False) -> bo
 def _check_real(input, op: str) -> None:
     check(
         input.is_floating_point() or not (input.is_complex() or input.dtype == torch.bool),
-        f"{op}: expected input to have a floating-point or integer dtype, got {input.dtype}",
+        lambda: f"{op}: expected input to have a floating-point or integer dtype, got {input.dtype}",
     )
 
 
 def _check_avg_dtype(input, op: str) -> None:
     check(
         input.is_floating_point() or input.dtype == torch.int64,
-        f"{op}: expected input to have a floating-point dtype or int64, got {input.dtype}",
+        lambda: f"{op}: expected input to have a floating-point dtype or int64, got {input.dtype}",
     )
 
 
@@ -63,7 +63,7 @@ def _window(kernel_size, stride, padding, dilation, nd: int, op: str):
     non_negative(padding, "padding", op)
     check(
         all(p <= k // 2 for p, k in zip(padding, kernel_size)),
-        f"{op}: expected padding to be at most half the kernel size (padding <= kernel_size // 2), "
+        lambda: f"{op}: expected padding to be at most half the kernel size (padding <= kernel_size // 2), "
         f"got padding={padding}, kernel_size={kernel_size}",
     )
     dilation = ntuple(dilation, nd, "dilation", op)
@@ -76,7 +76,7 @@ def _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op: s
     output_size = pool_output_size(spatial, kernel_size, stride, padding, dilation, ceil_mode)
     check(
         all(o > 0 for o in output_size),
-        f"{op}: input of spatial size {spatial} is too small: calculated output size {output_size} "
+        lambda: f"{op}: input of spatial size {spatial} is too small: calculated output size {output_size} "
         f"(kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={bool(ceil_mode)})",
     )
     return output_size
@@ -129,15 +129,15 @@ def _unpool_size(input, kernel_size, stride, padding, output_size, nd: int, op: 
             isinstance(output_size, (tuple, list, torch.Size))
             and len(output_size) in (nd, nd + 2)
             and all(isinstance(o, int) and not isinstance(o, bool) for o in output_size),
-            f"{op}: expected output_size to be a sequence of {nd} or {nd + 2} ints, got {output_size!r}",
+            lambda: f"{op}: expected output_size to be a sequence of {nd} or {nd + 2} ints, got {output_size!r}",
         )
         size = tuple(output_size)[-nd:]
         check(
             all(d - s < o < d + s for o, d, s in zip(size, default, stride)),
-            f"{op}: expected output_size {size} to be within one stride {stride} of the default size {default} "
+            lambda: f"{op}: expected output_size {size} to be within one stride {stride} of the default size {default} "
             f"(strictly between default − stride and default + stride)",
         )
-    check(all(o >= 0 for o in size), f"{op}: expected a non-negative output size, got {size}")
+    check(all(o >= 0 for o in size), lambda: f"{op}: expected a non-negative output size, got {size}")
     return size
 
 
@@ -146,19 +146,19 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, *, nd
     _check_real(input, op)
     check(
         isinstance(indices, torch.Tensor) and indices.dtype == torch.int64,
-        f"{op}: expected indices to be an int64 tensor, got {getattr(indices, 'dtype', type(indices).__name__)}",
+        lambda: f"{op}: expected indices to be an int64 tensor, got {getattr(indices, 'dtype', type(indices).__name__)}",
     )
     check(
         indices.shape == input.shape,
-        f"{op}: expected indices of the input's size {list(input.shape)}, got {list(indices.shape)}",
+        lambda: f"{op}: expected indices of the input's size {list(input.shape)}, got {list(indices.shape)}",
     )
-    check(indices.device == input.device, f"{op}: expected indices on the input's device ({input.device}), got {indices.device}")
+    check(indices.device == input.device, lambda: f"{op}: expected indices on the input's device ({input.device}), got {indices.device}")
     size = _unpool_size(input, kernel_size, stride, padding, output_size, nd, op)
     if indices.numel():
         low, high = int(indices.min()), int(indices.max())
         check(
             low >= 0 and high < prod(size),
-            f"{op}: expected indices in [0, {prod(size)}) (flat positions in an output plane of size {size}), "
+            lambda: f"{op}: expected indices in [0, {prod(size)}) (flat positions in an output plane of size {size}), "
             f"got values in [{low}, {high}]",
         )
     x, idx = _batch(input, batched), _batch(indices, batched)
@@ -187,7 +187,7 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     kernel_size, stride, padding, dilation = _window(kernel_size, stride, padding, 1, nd, op)
     check(
         divisor_override is None or (isinstance(divisor_override, int) and not isinstance(divisor_override, bool) and divisor_override != 0),
-        f"{op}: expected divisor_override to be None or a non-zero int, got {divisor_override!r}",
+        lambda: f"{op}: expected divisor_override to be None or a non-zero int, got {divisor_override!r}",
     )
     _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op)
     x = _batch(input, batched)
@@ -220,10 +220,10 @@ def _adaptive_size(input, output_size, nd: int, op: str) -> tuple[int, ...]:
         isinstance(output_size, (tuple, list, torch.Size))
         and len(output_size) == nd
         and all(o is None or (isinstance(o, int) and not isinstance(o, bool)) for o in output_size),
-        f"{op}: expected output_size to be an int or a tuple of {nd} ints or Nones, got {output_size!r}",
+        lambda: f"{op}: expected output_size to be an int or a tuple of {nd} ints or Nones, got {output_size!r}",
     )
     size = tuple(i if o is None else o for o, i in zip(output_size, input.shape[-nd:]))
-    check(all(o >= 0 for o in size), f"{op}: expected output_size to be non-negative, got {size}")
+    check(all(o >= 0 for o in size), lambda: f"{op}: expected output_size to be non-negative, got {size}")
     return size
 
 
