@@ -56,7 +56,8 @@ def _sliding(x: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
 
 class _Scratch(threading.local):
     """Reusable CPU buffers, one per thread, purpose and dtype, for the matrices that live
-    only inside one computation: the im2col matrix (``"cols"``) and δ's rows (``"rows"``).
+    only inside one computation: the im2col matrix (``"cols"``) and the (O, N·L) rows of the
+    forward's product or of δ (``"rows"``).
 
     The im2col matrix is K times the input. Freshly allocated blocks of a megabyte or more
     often go back to the OS when freed, so a call would pay a page fault per 4 KiB of them —
@@ -162,7 +163,7 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
 
     As a matrix product per group g: y_g = W_g · cols_g (+ b_g), W_g as (O/G, C/G·K);
-    ``activation="relu"`` then clamps y at 0 in place (the epilogue a GPU kernel fuses).
+    ``activation="relu"`` clamps y at 0 while copying it out (the epilogue a GPU kernel fuses).
     """
     n, groups = input.shape[0], geometry.groups
     out_channels, kernel_size = weight.shape[0], weight.shape[2:]
@@ -171,14 +172,17 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     columns = _choose_columns(x_pad.shape[2:], output_size, geometry)
     cols = _columns(x_pad, kernel_size, geometry, columns)
     w = weight.reshape(groups, out_channels // groups, -1)
+    rows = _scratch.get("rows", (groups, out_channels // groups, cols.shape[2]), like=cols)
     if bias is None:
-        out = torch.bmm(w, cols)
+        torch.bmm(w, cols, out=rows)
     else:
-        out = torch.baddbmm(bias.view(groups, -1, 1), w, cols)
+        torch.baddbmm(bias.view(groups, -1, 1), w, cols, out=rows)
+    # One pass from the GEMM's (O, N·L) rows to a fresh (N, O, *P) output, the ReLU epilogue in it.
+    shape = (n, out_channels, *output_size)
+    output = torch.empty(shape, dtype=rows.dtype, device=rows.device)
     if activation == "relu":
-        out.clamp_(min=0)
-    # A strided (N, O, *P) view of the (O, N·L) rows; the Function picks the final layout.
-    return _outputs(out, (n, out_channels, *output_size), columns)
+        return torch.clamp(_outputs(rows, shape, columns), min=0, out=output)
+    return output.copy_(_outputs(rows, shape, columns))
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):

@@ -141,7 +141,7 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     best = per_offset[0].clone()
     for value in per_offset[1:]:
         torch.maximum(best, value, out=best)
-    if input.is_floating_point() and 2 * len(offsets) * torch.finfo(input.dtype).eps <= 1 and all_finite(best):
+    if input.is_floating_point() and len(offsets) * torch.finfo(input.dtype).eps <= 1 and all_finite(best):
         first = _first_maximum(best, per_offset).long()
         # index_select, not take: on CPU several times faster for this small table.
         return best, window_start + offset_index.index_select(0, first.reshape(-1)).view(first.shape)
@@ -164,16 +164,17 @@ def _flat_index_parts(input_size, output_size, kernel_size, stride, padding, dil
 
 def _first_maximum(best: torch.Tensor, per_offset) -> torch.Tensor:
     """The position j of each window's first element equal to ``best``, its finite maximum,
-    as floats: the smallest rank_j = j + K·sign(best − x_j), since sign(best − x_j) is 0 at
-    the maximum and 1 below it (padding's −∞ included). The ranks are integers below 2K,
-    exact in the input's float type (the caller checks 2K·eps ≤ 1).
+    as floats. With below_j = sign(best − x_j), 0 at the maximum and 1 below it (padding's −∞
+    included), scanning j from the last offset to the first, first ← lerp(j, first, below_j)
+    keeps the smallest match: lerp gives exactly j for weight 0 and ``first`` for weight 1
+    (the caller checks that every j is an exact float). Sign and lerp, not comparisons:
+    ops reading or writing bool masks are several times slower on CPU.
     """
-    k = len(per_offset)
-    first = torch.sub(best, per_offset[0]).sign_().mul_(k)
-    rank = torch.empty_like(first)
-    for j, value in enumerate(per_offset[1:], start=1):
-        torch.sub(best, value, out=rank).sign_().mul_(k).add_(j)
-        torch.minimum(first, rank, out=first)
+    positions = best.new_tensor(range(len(per_offset))).unbind()
+    first = torch.full_like(best, len(per_offset) - 1)  # kept only where no earlier offset matches
+    below = torch.empty_like(best)
+    for position, value in zip(reversed(positions[:-1]), reversed(per_offset[:-1])):
+        torch.lerp(position, first, torch.sub(best, value, out=below).sign_(), out=first)
     return first
 
 
