@@ -20,6 +20,7 @@ forward and carry δ = 0 backward.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import threading
@@ -67,15 +68,24 @@ class _Scratch(threading.local):
     """
 
     def __init__(self):
-        self.buffers = {}
+        self.buffers = {}  # (purpose, dtype) → flat buffer
+        self.views = {}  # (purpose, dtype, shape) → the view last handed out: reused, as views cost ops
 
     def get(self, purpose: str, shape, like: torch.Tensor) -> torch.Tensor:
         if like.device.type != "cpu":
             return torch.empty(shape, dtype=like.dtype, device=like.device)
+        shape = tuple(shape)
+        view = self.views.get((purpose, like.dtype, shape))
+        if view is not None:
+            return view
         buffer = self.buffers.get((purpose, like.dtype))
         if buffer is None or buffer.numel() < prod(shape):
             buffer = self.buffers[(purpose, like.dtype)] = torch.empty(prod(shape), dtype=like.dtype)
-        return buffer[: prod(shape)].view(shape)
+            self.views = {key: v for key, v in self.views.items() if key[:2] != (purpose, like.dtype)}
+        if len(self.views) >= 64:  # shapes that keep changing (varying lengths): no point keeping them
+            self.views.clear()
+        view = self.views[(purpose, like.dtype, shape)] = buffer[: prod(shape)].view(shape)
+        return view
 
 
 _scratch = _Scratch()
@@ -150,6 +160,12 @@ def _delta_rows(grad_output: torch.Tensor, columns: _Columns, groups: int) -> to
     return rows.view(groups, out_channels // groups, -1)
 
 
+@functools.lru_cache(maxsize=256)
+def _offset_starts(kernel_size, offset_steps) -> list[int]:
+    """Where each kernel offset j (row-major) starts in the padded plane: Σ_d j_d·step_d."""
+    return [sum(j * step for j, step in zip(offset, offset_steps)) for offset in itertools.product(*map(range, kernel_size))]
+
+
 def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
     return pad(x, geometry.padding).contiguous()
 
@@ -222,9 +238,8 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
         windows = grad.as_strided((in_channels, *kernel_size, n, *columns.sizes), (plane, *offset_steps, in_channels * plane, *columns.plane_steps))
         windows.copy_(cols_grad.view(windows.shape))
     else:
-        for k, offset in enumerate(itertools.product(*(range(k) for k in kernel_size))):
-            start = sum(j * step for j, step in zip(offset, offset_steps))
-            grad.as_strided(*reached, start).add_(cols_grad[:, k])
+        for start, offset_grad in zip(_offset_starts(tuple(kernel_size), tuple(offset_steps)), cols_grad.unbind(1)):
+            grad.as_strided(*reached, start).add_(offset_grad)
     grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
     return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
 
