@@ -310,6 +310,27 @@ def test_gradcheck_and_gradgradcheck(backend, op, input_shape, weight_shape, bia
     assert torch.autograd.gradgradcheck(function, inputs)
 
 
+@pytest.mark.parametrize("op", LAYOUT_GEOMETRY)
+def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
+    """The reference backend builds im2col a few samples at a time: with chunks of one sample,
+    and of two out of five (a short last chunk), outputs and all gradients are still torch's."""
+    from torchconv_impl.backends.reference import conv as reference_conv
+
+    input_shape, weight_shape, kwargs = LAYOUT_GEOMETRY[op]
+    input_shape = (5, *input_shape[1:])
+    with backends.use_backend("reference"):
+        for samples in (1, 2):
+            monkeypatch.setattr(reference_conv, "_batch_chunks", _chunks_of(samples))
+            bias = _random(_bias_size(op, weight_shape, kwargs), torch.float64)
+            check_against_torch(op, _random(input_shape, torch.float64), _random(weight_shape, torch.float64), bias, **kwargs)
+        inputs = [_random(shape, torch.float64).requires_grad_() for shape in ((3, *input_shape[1:]), weight_shape)]
+        assert torch.autograd.gradgradcheck(lambda x, w: getattr(F, op)(x, w, **kwargs), inputs)
+
+
+def _chunks_of(samples):
+    return lambda n, per_sample_bytes: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
+
+
 # (input, grad_output, geometry, kernel size): symmetric and asymmetric ('same', even kernel) padding.
 WEIGHT_GRAD_CASES = {
     "1d-stride2-dilation2": ((1, 4, 9), (1, 4, 4), ConvGeometry((2,), ((1, 1),), (2,), 2), (3,)),
