@@ -47,7 +47,7 @@ import itertools
 import torch
 
 from ..._geometry import ConvGeometry, prod
-from .conv import all_finite, pad, windows
+from .conv import _scratch, all_finite, pad, windows
 
 __all__ = [
     "pool_output_size",
@@ -120,8 +120,11 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     the last NaN if the window has one; padding never wins, and a window of −∞ alone reports
     its first in-bounds element.
 
-    The maximum is a running ``torch.maximum`` over the kernel offsets, one strided view of
-    the input per offset, padding read as the lowest value. When every window's maximum is
+    The maximum is a running ``torch.maximum`` over the kernel offsets, padding read as the
+    lowest value. One copy first gathers each offset's elements — a strided view of the input
+    per offset — into a contiguous plane of a scratch buffer: the running maximum and the
+    argmax then read contiguous memory, about twice as fast on CPU as K strided views each
+    (measured on LeNet's 2×2 pools). When every window's maximum is
     finite — the usual case — the argmax is the first offset whose element equals it, found
     by float arithmetic alone (``_first_maximum``): on CPU, ops that read a bool mask
     (``where``, ``masked_fill``) run some 30× slower than float arithmetic. Other inputs
@@ -137,7 +140,8 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     offsets = list(itertools.product(*(range(k) for k in kernel_size)))
     window_start, offset_index = _flat_index_parts(tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device)
 
-    per_offset = [view[(..., *offset)] for offset in offsets]  # strided (N, C, *P) views, no copies
+    strided = [view[(..., *offset)] for offset in offsets]  # (N, C, *P) views, no copies
+    per_offset = torch.stack(strided, out=_scratch.get("planes", (len(offsets), *strided[0].shape), like=input)).unbind()
     best = per_offset[0].clone()
     for value in per_offset[1:]:
         torch.maximum(best, value, out=best)
