@@ -328,7 +328,7 @@ def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
 
 
 def _chunks_of(samples):
-    return lambda n, per_sample_bytes, budget=None: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
+    return lambda n, per_sample_bytes: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
 
 
 # (input, grad_output, geometry, kernel size): symmetric and asymmetric ('same', even kernel) padding.

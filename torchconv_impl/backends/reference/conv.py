@@ -98,17 +98,16 @@ _SPAN_OVERHEAD = 1.5
 # about this many bytes of it. The matrix is K times the input: whole, it streams through the
 # cache the cores share (5.7 MB for LeNet's C1 at batch 64); in chunks it stays near the core.
 # Measured on the LeNet training step beside the torch twin on a shared 2-core machine: 2 MiB
-# chunks 5–15 % faster than none, 512 KiB no faster (more, smaller GEMMs), 4 MiB no gain.
-# Folding back costs K strided adds per chunk, so col2im takes chunks 4× as large.
+# chunks 5–15 % faster than none, 512 KiB no faster (more, smaller GEMMs), 4 MiB no gain; for
+# col2im (K strided adds per chunk) too, 2 MiB beat 1 MiB by 3 % and 8 MiB by 6 %.
 _CHUNK_BYTES = 2 << 20
-_FOLD_CHUNK_BYTES = 8 << 20
 
 
-def _batch_chunks(n: int, per_sample_bytes: int, budget: int = _CHUNK_BYTES):
-    """Slices of the batch, each with at most ``budget`` bytes of im2col matrix but at least one
+def _batch_chunks(n: int, per_sample_bytes: int):
+    """Slices of the batch, each with at most ``_CHUNK_BYTES`` of im2col matrix but at least one
     sample; one empty slice for an empty batch (its weight-gradient is then a GEMM's zeros).
     Chunks are whole samples, so every chunk's columns are laid out as the whole batch's."""
-    step = max(1, budget // max(1, per_sample_bytes))
+    step = max(1, _CHUNK_BYTES // max(1, per_sample_bytes))
     return [slice(start, min(start + step, n)) for start in range(0, max(n, 1), step)]
 
 
@@ -254,7 +253,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     offset_steps = [d * t_d for d, t_d in zip(geometry.dilation, t)]
     disjoint = all(p == 1 or s >= d * (k - 1) + 1 for p, s, d, k in zip(output_size, geometry.stride, geometry.dilation, kernel_size))
     cols_bytes = in_channels * prod(kernel_size) * columns.length * grad.element_size()
-    for chunk in _batch_chunks(n, cols_bytes, _FOLD_CHUNK_BYTES):
+    for chunk in _batch_chunks(n, cols_bytes):
         delta = _delta_rows(grad_output[chunk], columns, groups)
         cols_grad = _scratch.get("cols", (groups, w_t.shape[1], delta.shape[2]), like=grad_output)
         torch.bmm(w_t, delta, out=cols_grad)
