@@ -126,7 +126,7 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     argmax then read contiguous memory, about twice as fast on CPU as K strided views each
     (measured on LeNet's 2×2 pools). When every window's maximum is
     finite — the usual case — the argmax is the first offset whose element equals it, found
-    by float arithmetic alone (``_first_maximum``): on CPU, ops that read a bool mask
+    by float arithmetic alone (``_first_maximum_index``): on CPU, ops that read a bool mask
     (``where``, ``masked_fill``) run some 30× slower than float arithmetic. Other inputs
     take torch's scan rule literally (``_scan_max``).
 
@@ -145,10 +145,12 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     best = per_offset[0].clone()
     for value in per_offset[1:]:
         torch.maximum(best, value, out=best)
-    if input.is_floating_point() and len(offsets) * torch.finfo(input.dtype).eps <= 1 and all_finite(best):
-        first = _first_maximum(best, per_offset).long()
-        # index_select, not take: on CPU several times faster for this small table.
-        return best, window_start + offset_index.index_select(0, first.reshape(-1)).view(first.shape)
+    if input.is_floating_point() and all_finite(best):
+        # Every candidate's magnitude is below ∏(S + 2·pad + window extent + s): exact in float32 up to 2²⁴.
+        reach = prod(i + 2 * p + d * (k - 1) + 1 + s for i, p, d, k, s in zip(input_size, padding, dilation, kernel_size, stride))
+        exact = torch.float64 if input.dtype == torch.float64 or reach > 2**24 else torch.float32
+        candidates = _index_candidates(tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device, exact)
+        return best, _first_maximum_index(best, per_offset, candidates).long()
     return _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, stride, padding, dilation)
 
 
@@ -166,20 +168,28 @@ def _flat_index_parts(input_size, output_size, kernel_size, stride, padding, dil
     return window_start, offset_index
 
 
-def _first_maximum(best: torch.Tensor, per_offset) -> torch.Tensor:
-    """The position j of each window's first element equal to ``best``, its finite maximum,
-    as floats. With below_j = sign(best − x_j), 0 at the maximum and 1 below it (padding's −∞
-    included), scanning j from the last offset to the first, first ← lerp(j, first, below_j)
-    keeps the smallest match: lerp gives exactly j for weight 0 and ``first`` for weight 1
-    (the caller checks that every j is an exact float). Sign and lerp, not comparisons:
-    ops reading or writing bool masks are several times slower on CPU.
+@functools.lru_cache(maxsize=64)
+def _index_candidates(input_size, output_size, kernel_size, stride, padding, dilation, device, dtype):
+    """window_start + offset_index[j] for each offset j: K planes (*P) of flat indices in ``dtype``."""
+    window_start, offset_index = _flat_index_parts(input_size, output_size, kernel_size, stride, padding, dilation, device)
+    return (window_start + offset_index.view(-1, *(1,) * window_start.dim())).to(dtype).unbind()
+
+
+def _first_maximum_index(best: torch.Tensor, per_offset, candidates) -> torch.Tensor:
+    """The flat input index of each window's first element equal to ``best``, its finite
+    maximum, in the float dtype of ``candidates`` (offset j's flat indices, exact integers).
+    With below_j = sign(best − x_j), 0 at the maximum and 1 below it (padding's −∞ included),
+    scanning j from the last offset to the first, index ← lerp(candidate_j, index, below_j)
+    keeps the first match: lerp gives exactly candidate_j for weight 0 and ``index`` for
+    weight 1. Sign and lerp, not comparisons: ops reading or writing bool masks are several
+    times slower on CPU. ``below`` is at least as precise as ``best``, so no difference of two
+    distinct values rounds to 0.
     """
-    positions = best.new_tensor(range(len(per_offset))).unbind()
-    first = torch.full_like(best, len(per_offset) - 1)  # kept only where no earlier offset matches
-    below = torch.empty_like(best)
-    for position, value in zip(reversed(positions[:-1]), reversed(per_offset[:-1])):
-        torch.lerp(position, first, torch.sub(best, value, out=below).sign_(), out=first)
-    return first
+    index = torch.empty(best.shape, dtype=candidates[0].dtype, device=best.device).copy_(candidates[-1])  # kept where no earlier offset matches
+    below = torch.empty_like(index)
+    for candidate, value in zip(reversed(candidates[:-1]), reversed(per_offset[:-1])):
+        torch.lerp(candidate, index, torch.sub(best, value, out=below).sign_(), out=index)
+    return index
 
 
 def _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, stride, padding, dilation):
