@@ -3,7 +3,8 @@
 Shapes: input x (N, C, *S), weight W (O, C/G, *k), output y (N, O, *P), with G groups and
 K = ∏k kernel offsets. Each computation is one batched matrix product with the im2col matrix
 — the matrix form of the seeds: y = W·cols, dW = δ·colsᵀ, and ∂L/∂cols = Wᵀ·δ, which col2im
-folds back onto the input.
+folds back onto the input — taken over a few samples of the batch at a time (``_batch_chunks``),
+so that the K-times-larger im2col matrix stays small enough for the core's cache.
 
 Layout: cols is (G, C/G·K, N·L) — one row per (input channel, kernel offset), L columns per
 sample — so each GEMM's long side is N·L, the shape CPU BLAS runs best at even for few
@@ -159,9 +160,9 @@ def _columns(x_pad: torch.Tensor, kernel_size, geometry: ConvGeometry, columns: 
     return cols.view(geometry.groups, c // geometry.groups * prod(kernel_size), n * columns.length)
 
 
-def _columns_bytes(x_pad: torch.Tensor, kernel_size, columns: _Columns) -> int:
-    """The im2col matrix's bytes per sample."""
-    return x_pad.shape[1] * prod(kernel_size) * columns.length * x_pad.element_size()
+def _columns_bytes(channels: int, kernel_size, columns: _Columns, like: torch.Tensor) -> int:
+    """The im2col matrix's bytes per sample: C·K rows of L columns of ``like``'s dtype."""
+    return channels * prod(kernel_size) * columns.length * like.element_size()
 
 
 def _outputs(rows: torch.Tensor, shape, columns: _Columns) -> torch.Tensor:
@@ -209,7 +210,7 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     columns = _choose_columns(x_pad.shape[2:], output_size, geometry)
     w = weight.reshape(groups, out_channels // groups, -1)
     output = input.new_empty((n, out_channels, *output_size))
-    for chunk in _batch_chunks(n, _columns_bytes(x_pad, kernel_size, columns)):
+    for chunk in _batch_chunks(n, _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
         cols = _columns(x_pad[chunk], kernel_size, geometry, columns)
         rows = _scratch.get("rows", (groups, out_channels // groups, cols.shape[2]), like=cols)
         if bias is None:
@@ -252,8 +253,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     plane, t = prod(padded_size), _plane_strides(padded_size)
     offset_steps = [d * t_d for d, t_d in zip(geometry.dilation, t)]
     disjoint = all(p == 1 or s >= d * (k - 1) + 1 for p, s, d, k in zip(output_size, geometry.stride, geometry.dilation, kernel_size))
-    cols_bytes = in_channels * prod(kernel_size) * columns.length * grad.element_size()
-    for chunk in _batch_chunks(n, cols_bytes):
+    for chunk in _batch_chunks(n, _columns_bytes(in_channels, kernel_size, columns, grad)):
         delta = _delta_rows(grad_output[chunk], columns, groups)
         cols_grad = _scratch.get("cols", (groups, w_t.shape[1], delta.shape[2]), like=grad_output)
         torch.bmm(w_t, delta, out=cols_grad)
@@ -282,7 +282,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     x_pad = _padded(input, geometry)
     columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gap_operand=input)
     grad = None  # (G, O/G, C/G·K), summed over the batch's chunks
-    for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad, kernel_size, columns)):
+    for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
         cols_t = _columns(x_pad[chunk], kernel_size, geometry, columns).transpose(1, 2)
         delta = _delta_rows(grad_output[chunk], columns, groups)
         grad = torch.bmm(delta, cols_t) if grad is None else grad.baddbmm_(delta, cols_t)
