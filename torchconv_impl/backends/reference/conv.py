@@ -132,6 +132,11 @@ def _plane_strides(padded_size) -> list[int]:
     return [prod(padded_size[d + 1:]) for d in range(len(padded_size))]
 
 
+def _offset_steps(padded_size, dilation) -> list[int]:
+    """How far one kernel step along dim d moves in the row-major plane: dil_d·T_d."""
+    return [d * t for d, t in zip(dilation, _plane_strides(padded_size))]
+
+
 def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gap_operand: torch.Tensor | None = None) -> _Columns:
     """Plane-span columns for unit stride when their overhead is small, otherwise one per
     output position. Backward passes name the operand that meets the gaps' zeros
@@ -151,7 +156,7 @@ def _columns(x_pad: torch.Tensor, kernel_size, geometry: ConvGeometry, columns: 
     """The im2col matrix per group, (G, C/G·K, N·L), copied from x_pad (contiguous) into the
     scratch buffer; valid until the next call in the same thread."""
     n, c, plane = x_pad.shape[0], x_pad.shape[1], prod(x_pad.shape[2:])
-    offset_steps = [d * t for d, t in zip(geometry.dilation, _plane_strides(x_pad.shape[2:]))]
+    offset_steps = _offset_steps(x_pad.shape[2:], geometry.dilation)
     view = x_pad.as_strided(
         (c, *kernel_size, n, *columns.sizes), (plane, *offset_steps, c * plane, *columns.plane_steps), x_pad.storage_offset()
     )
@@ -250,8 +255,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     columns = _choose_columns(padded_size, output_size, geometry, gap_operand=weight)
     w_t = weight.reshape(groups, out_channels // groups, -1).transpose(1, 2)
     grad = grad_output.new_zeros(n, in_channels, *padded_size)
-    plane, t = prod(padded_size), _plane_strides(padded_size)
-    offset_steps = [d * t_d for d, t_d in zip(geometry.dilation, t)]
+    plane, offset_steps = prod(padded_size), _offset_steps(padded_size, geometry.dilation)
     disjoint = all(p == 1 or s >= d * (k - 1) + 1 for p, s, d, k in zip(output_size, geometry.stride, geometry.dilation, kernel_size))
     for chunk in _batch_chunks(n, _columns_bytes(in_channels, kernel_size, columns, grad)):
         delta = _delta_rows(grad_output[chunk], columns, groups)
@@ -262,7 +266,9 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
         reached = (in_channels, m, *columns.sizes), (plane, in_channels * plane, *columns.plane_steps)
         if disjoint:
             # Every input element receives from at most one (window, offset).
-            windows = grad_part.as_strided((in_channels, *kernel_size, *reached[0][1:]), (plane, *offset_steps, *reached[1][1:]))
+            windows = grad_part.as_strided(
+                (in_channels, *kernel_size, m, *columns.sizes), (plane, *offset_steps, in_channels * plane, *columns.plane_steps)
+            )
             windows.copy_(cols_grad.view(windows.shape))
         else:
             for start, offset_grad in zip(_offset_starts(tuple(kernel_size), tuple(offset_steps)), cols_grad.unbind(1)):

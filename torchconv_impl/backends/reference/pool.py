@@ -47,7 +47,7 @@ import itertools
 import torch
 
 from ..._geometry import ConvGeometry, prod
-from .conv import _scratch, all_finite, pad, windows
+from .conv import _offset_starts, _offset_steps, _plane_strides, _scratch, all_finite, pad, windows
 
 __all__ = [
     "pool_output_size",
@@ -138,7 +138,7 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     geometry = _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size)
     view = windows(input, kernel_size, geometry, value=_lowest(input.dtype))
     offsets = list(itertools.product(*(range(k) for k in kernel_size)))
-    window_start, offset_index = _flat_index_parts(tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device)
+    index_key = (tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device)
 
     strided = [view[(..., *offset)] for offset in offsets]  # (N, C, *P) views, no copies
     per_offset = torch.stack(strided, out=_scratch.get("planes", (len(offsets), *strided[0].shape), like=input)).unbind()
@@ -149,22 +149,19 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
         # Every candidate's magnitude is below ∏(S + 2·pad + window extent + s): exact in float32 up to 2²⁴.
         reach = prod(i + 2 * p + d * (k - 1) + 1 + s for i, p, d, k, s in zip(input_size, padding, dilation, kernel_size, stride))
         exact = torch.float64 if input.dtype == torch.float64 or reach > 2**24 else torch.float32
-        candidates = _index_candidates(tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device, exact)
-        return best, _first_maximum_index(best, per_offset, candidates).long()
-    return _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, stride, padding, dilation)
+        return best, _first_maximum_index(best, per_offset, _index_candidates(*index_key, exact)).long()
+    return _scan_max(per_offset, *_flat_index_parts(*index_key), input_size, kernel_size, stride, padding, dilation)
 
 
 @functools.lru_cache(maxsize=64)
 def _flat_index_parts(input_size, output_size, kernel_size, stride, padding, dilation, device):
     """(window_start (*P), offset_index (K,)), int64: the two parts of a flat input index.
     Cached: a network pools the same shapes every step."""
-    plane_strides = [prod(input_size[d + 1:]) for d in range(len(input_size))]
     window_start = sum(
         ((torch.arange(o, device=device) * s - p) * stride_d).view(-1, *(1,) * (len(input_size) - 1 - d))
-        for d, (o, s, p, stride_d) in enumerate(zip(output_size, stride, padding, plane_strides))
+        for d, (o, s, p, stride_d) in enumerate(zip(output_size, stride, padding, _plane_strides(input_size)))
     )
-    offsets = itertools.product(*(range(k) for k in kernel_size))
-    offset_index = torch.tensor([sum(j * dil * t for j, dil, t in zip(offset, dilation, plane_strides)) for offset in offsets], device=device)
+    offset_index = torch.tensor(_offset_starts(kernel_size, tuple(_offset_steps(input_size, dilation))), device=device)
     return window_start, offset_index
 
 
