@@ -289,6 +289,31 @@ def test_adaptive_pool_empty_output_and_channels(backend):
     compare(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, make_input((0, 3, 5, 6), torch.float64), 3)
 
 
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_empty_batch_forward_and_backward(backend, nd):
+    """A batch of zero samples (the tail of a dataset split, say): torch pools it and
+    backpropagates through it; every pooling op here must too, as a last batch may be empty."""
+    x = make_input((0, 3, *(6,) * nd), torch.float64).requires_grad_()
+    for name, args, kwargs in [
+        ("max_pool", (2,), {}), ("max_pool", (3, 2, 1), dict(return_indices=True)), ("avg_pool", (2,), {}),
+        ("adaptive_avg_pool", (4,), {}), ("adaptive_max_pool", (4,), dict(return_indices=True)),
+    ]:
+        ours, theirs = ours_and_torch(name, nd)
+        expected = theirs(x, *args, **kwargs)
+        with no_native_ops():
+            actual = ours(x, *args, **kwargs)
+            pooled = actual[0] if isinstance(actual, tuple) else actual
+            (grad,) = torch.autograd.grad(pooled.sum(), x)
+        expected = expected[0] if isinstance(expected, tuple) else expected
+        assert pooled.shape == expected.shape and grad.shape == x.shape, name
+    pooled, indices = getattr(TF, _name("max_pool", nd))(x, 2, return_indices=True)
+    unpool, torch_unpool = ours_and_torch("max_unpool", nd)
+    with no_native_ops():
+        unpooled = unpool(pooled, indices, 2)
+        (grad,) = torch.autograd.grad(unpooled.sum(), pooled)
+    assert unpooled.shape == torch_unpool(pooled, indices, 2).shape and grad.shape == pooled.shape
+
+
 def test_one_to_one_windows_are_the_identity(backend):
     x = make_input((2, 3, 4, 5), torch.float64)
     torch.testing.assert_close(F.adaptive_avg_pool2d(x, (4, 5)), x, rtol=0, atol=0)

@@ -91,7 +91,7 @@ def _lowest(dtype: torch.dtype):
 
 def _flatten_windows(t: torch.Tensor, nd: int) -> torch.Tensor:
     """(…, *P, *k) → (…, *P, K): one window per row."""
-    return t.reshape(*t.shape[: t.dim() - nd], -1)
+    return t.reshape(*t.shape[: t.dim() - nd], prod(t.shape[t.dim() - nd:]))
 
 
 def _select_max(values: torch.Tensor, index: torch.Tensor):
@@ -209,11 +209,16 @@ def _scan_max(per_offset, window_start, offset_index, input_size, kernel_size, s
     return best, best_index
 
 
+def _planes(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, *S) → (N, C, ∏S): one row per plane (explicit sizes: −1 is ambiguous for N = 0)."""
+    return t.reshape(*t.shape[:2], prod(t.shape[2:]))
+
+
 def max_pool_backward(grad_output, indices, input_size):
     """dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p] — δ routed to each window's argmax."""
     n, c = grad_output.shape[:2]
     grad_input = grad_output.new_zeros(n, c, prod(input_size))
-    grad_input.scatter_add_(2, indices.reshape(n, c, -1), grad_output.reshape(n, c, -1))
+    grad_input.scatter_add_(2, _planes(indices), _planes(grad_output))
     return grad_input.view(n, c, *input_size)
 
 
@@ -221,14 +226,13 @@ def max_unpool_forward(input, indices, output_size):
     """z[n, c, indices[n, c, p]] = x[n, c, p], zero elsewhere (a shared index keeps one value)."""
     n, c = input.shape[:2]
     output = input.new_zeros(n, c, prod(output_size))
-    output.scatter_(2, indices.reshape(n, c, -1), input.reshape(n, c, -1))
+    output.scatter_(2, _planes(indices), _planes(input))
     return output.view(n, c, *output_size)
 
 
 def max_unpool_backward(grad_output, indices):
     """dX[n, c, p] = δ[n, c, indices[n, c, p]]."""
-    n, c = grad_output.shape[:2]
-    return grad_output.reshape(n, c, -1).gather(2, indices.reshape(n, c, -1)).view(indices.shape)
+    return _planes(grad_output).gather(2, _planes(indices)).view(indices.shape)
 
 
 def _avg_divisor(input_size, output_size, kernel_size, stride, padding, count_include_pad, divisor_override, like):
