@@ -21,75 +21,13 @@ forward and carry δ = 0 backward.
 """
 from __future__ import annotations
 
-import functools
-import itertools
-import math
-import threading
 from typing import NamedTuple
 
 import torch
 
 from ..._geometry import ConvGeometry, prod
+from ._strided import all_finite, offset_starts, offset_steps, pad, plane_strides, scratch
 
-
-def pad(x: torch.Tensor, padding, value=0) -> torch.Tensor:
-    """Pad with ``value`` (negative: crop) each spatial dimension by its (low, high) pair."""
-    if all(lo == 0 and hi == 0 for lo, hi in padding):
-        return x
-    flat = [p for lo_hi in reversed(padding) for p in lo_hi]  # torch.nn.functional.pad wants the last dim first
-    return torch.nn.functional.pad(x, flat, value=value)
-
-
-def windows(x: torch.Tensor, kernel_size, geometry: ConvGeometry, value=0) -> torch.Tensor:
-    """im2col as a view: (N, C, *S) → (N, C, *P, *k), element [n, c, p, j] = x_pad[n, c, p·s + j·d].
-
-    Nothing is copied except the padding (filled with ``value``).
-    """
-    return _sliding(pad(x, geometry.padding, value), kernel_size, geometry.stride, geometry.dilation)
-
-
-def _sliding(x: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
-    """``Tensor.unfold`` cuts each spatial dimension into windows of extent d·(k−1)+1 every s
-    elements; keeping every d-th element of a window applies the dilation."""
-    for dim, (k, s, d) in enumerate(zip(kernel_size, stride, dilation)):
-        x = x.unfold(2 + dim, d * (k - 1) + 1, s)[..., ::d]
-    return x
-
-
-class _Scratch(threading.local):
-    """Reusable CPU buffers, one per thread, purpose and dtype, for the matrices that live
-    only inside one computation: the im2col matrix (``"cols"``), the (O, N·L) rows of the
-    forward's product or of δ (``"rows"``), and max pooling's per-offset planes (``"planes"``).
-
-    The im2col matrix is K times the input. Freshly allocated blocks of a megabyte or more
-    often go back to the OS when freed, so a call would pay a page fault per 4 KiB of them —
-    measured as several times the cost of filling them. Reusing one buffer per purpose (grown
-    to the largest size seen, as Caffe's col_buffer did) avoids that. On GPUs the caching
-    allocator already does this, so the buffers are CPU-only.
-    """
-
-    def __init__(self):
-        self.buffers = {}  # (purpose, dtype) → flat buffer
-        self.views = {}  # (purpose, dtype, shape) → the view last handed out: reused, as views cost ops
-
-    def get(self, purpose: str, shape, like: torch.Tensor) -> torch.Tensor:
-        if like.device.type != "cpu":
-            return torch.empty(shape, dtype=like.dtype, device=like.device)
-        shape = tuple(shape)
-        view = self.views.get((purpose, like.dtype, shape))
-        if view is not None:
-            return view
-        buffer = self.buffers.get((purpose, like.dtype))
-        if buffer is None or buffer.numel() < prod(shape):
-            buffer = self.buffers[(purpose, like.dtype)] = torch.empty(prod(shape), dtype=like.dtype)
-            self.views = {key: v for key, v in self.views.items() if key[:2] != (purpose, like.dtype)}
-        if len(self.views) >= 64:  # shapes that keep changing (varying lengths): no point keeping them
-            self.views.clear()
-        view = self.views[(purpose, like.dtype, shape)] = buffer[: prod(shape)].view(shape)
-        return view
-
-
-_scratch = _Scratch()
 
 # Unit-stride convolutions use plane-span columns while they cost at most this many times
 # the output positions in GEMM work (measured on LeNet's C3, 1.36×: the faster copies win).
@@ -128,20 +66,11 @@ class _Columns(NamedTuple):
         return self.sizes != () and len(self.sizes) != len(self.output_strides)
 
 
-def _plane_strides(padded_size) -> list[int]:
-    return [prod(padded_size[d + 1:]) for d in range(len(padded_size))]
-
-
-def _offset_steps(padded_size, dilation) -> list[int]:
-    """How far one kernel step along dim d moves in the row-major plane: dil_d·T_d."""
-    return [d * t for d, t in zip(dilation, _plane_strides(padded_size))]
-
-
 def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gap_operand: torch.Tensor | None = None) -> _Columns:
     """Plane-span columns for unit stride when their overhead is small, otherwise one per
     output position. Backward passes name the operand that meets the gaps' zeros
     (``gap_operand``); gaps are allowed only when it is finite, as 0·inf would leak."""
-    t = _plane_strides(padded_size)
+    t = plane_strides(padded_size)
     span = sum((p - 1) * t_d for p, t_d in zip(output_size, t)) + 1
     positions = prod(output_size)
     if (
@@ -149,18 +78,18 @@ def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gap_operan
         and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
     ):
         return _Columns((span,), (1,), tuple(t))
-    return _Columns(tuple(output_size), tuple(s * t_d for s, t_d in zip(geometry.stride, t)), tuple(_plane_strides(output_size)))
+    return _Columns(tuple(output_size), tuple(s * t_d for s, t_d in zip(geometry.stride, t)), tuple(plane_strides(output_size)))
 
 
 def _columns(x_pad: torch.Tensor, kernel_size, geometry: ConvGeometry, columns: _Columns) -> torch.Tensor:
     """The im2col matrix per group, (G, C/G·K, N·L), copied from x_pad (contiguous) into the
     scratch buffer; valid until the next call in the same thread."""
     n, c, plane = x_pad.shape[0], x_pad.shape[1], prod(x_pad.shape[2:])
-    offset_steps = _offset_steps(x_pad.shape[2:], geometry.dilation)
+    steps = offset_steps(x_pad.shape[2:], geometry.dilation)
     view = x_pad.as_strided(
-        (c, *kernel_size, n, *columns.sizes), (plane, *offset_steps, c * plane, *columns.plane_steps), x_pad.storage_offset()
+        (c, *kernel_size, n, *columns.sizes), (plane, *steps, c * plane, *columns.plane_steps), x_pad.storage_offset()
     )
-    cols = _scratch.get("cols", view.shape, like=x_pad)
+    cols = scratch.get("cols", view.shape, like=x_pad)
     cols.copy_(view)
     return cols.view(geometry.groups, c // geometry.groups * prod(kernel_size), n * columns.length)
 
@@ -180,26 +109,15 @@ def _delta_rows(grad_output: torch.Tensor, columns: _Columns, groups: int) -> to
     """δ (N, O, *P) as (G, O/G, N·L) rows, zero in the columns between windows; in the scratch
     buffer, valid until the next call in the same thread."""
     n, out_channels = grad_output.shape[:2]
-    rows = _scratch.get("rows", (out_channels, n * columns.length), like=grad_output)
+    rows = scratch.get("rows", (out_channels, n * columns.length), like=grad_output)
     if columns.has_gaps():
         rows.zero_()
     _outputs(rows, grad_output.shape, columns).copy_(grad_output)
     return rows.view(groups, out_channels // groups, -1)
 
 
-@functools.lru_cache(maxsize=256)
-def _offset_starts(kernel_size, offset_steps) -> list[int]:
-    """Where each kernel offset j (row-major) starts in the padded plane: Σ_d j_d·step_d."""
-    return [sum(j * step for j, step in zip(offset, offset_steps)) for offset in itertools.product(*map(range, kernel_size))]
-
-
 def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
     return pad(x, geometry.padding).contiguous()
-
-
-def all_finite(t: torch.Tensor) -> bool:
-    """Whether every element is finite (a sum overflowing to inf only answers False)."""
-    return math.isfinite(t.detach().sum().item())
 
 
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
@@ -217,7 +135,7 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     output = input.new_empty((n, out_channels, *output_size))
     for chunk in _batch_chunks(n, _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
         cols = _columns(x_pad[chunk], kernel_size, geometry, columns)
-        rows = _scratch.get("rows", (groups, out_channels // groups, cols.shape[2]), like=cols)
+        rows = scratch.get("rows", (groups, out_channels // groups, cols.shape[2]), like=cols)
         if bias is None:
             torch.bmm(w, cols, out=rows)
         else:
@@ -255,11 +173,11 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     columns = _choose_columns(padded_size, output_size, geometry, gap_operand=weight)
     w_t = weight.reshape(groups, out_channels // groups, -1).transpose(1, 2)
     grad = grad_output.new_zeros(n, in_channels, *padded_size)
-    plane, offset_steps = prod(padded_size), _offset_steps(padded_size, geometry.dilation)
+    plane, steps = prod(padded_size), offset_steps(padded_size, geometry.dilation)
     disjoint = all(p == 1 or s >= d * (k - 1) + 1 for p, s, d, k in zip(output_size, geometry.stride, geometry.dilation, kernel_size))
     for chunk in _batch_chunks(n, _columns_bytes(in_channels, kernel_size, columns, grad)):
         delta = _delta_rows(grad_output[chunk], columns, groups)
-        cols_grad = _scratch.get("cols", (groups, w_t.shape[1], delta.shape[2]), like=grad_output)
+        cols_grad = scratch.get("cols", (groups, w_t.shape[1], delta.shape[2]), like=grad_output)
         torch.bmm(w_t, delta, out=cols_grad)
         grad_part, m = grad[chunk], delta.shape[2] // columns.length
         cols_grad = cols_grad.view(in_channels, prod(kernel_size), m, *columns.sizes)
@@ -267,11 +185,11 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
         if disjoint:
             # Every input element receives from at most one (window, offset).
             windows = grad_part.as_strided(
-                (in_channels, *kernel_size, m, *columns.sizes), (plane, *offset_steps, in_channels * plane, *columns.plane_steps)
+                (in_channels, *kernel_size, m, *columns.sizes), (plane, *steps, in_channels * plane, *columns.plane_steps)
             )
             windows.copy_(cols_grad.view(windows.shape))
         else:
-            for start, offset_grad in zip(_offset_starts(tuple(kernel_size), tuple(offset_steps)), cols_grad.unbind(1)):
+            for start, offset_grad in zip(offset_starts(tuple(kernel_size), tuple(steps)), cols_grad.unbind(1)):
                 grad_part.as_strided(*reached, grad_part.storage_offset() + start).add_(offset_grad)
     grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
     return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))

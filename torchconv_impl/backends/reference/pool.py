@@ -47,7 +47,7 @@ import itertools
 import torch
 
 from ..._geometry import ConvGeometry, prod
-from .conv import _offset_starts, _offset_steps, _plane_strides, _scratch, all_finite, pad, windows
+from ._strided import all_finite, offset_starts, offset_steps, pad, plane_strides, scratch, windows
 
 __all__ = [
     "pool_output_size",
@@ -141,7 +141,7 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     index_key = (tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device)
 
     strided = [view[(..., *offset)] for offset in offsets]  # (N, C, *P) views, no copies
-    per_offset = torch.stack(strided, out=_scratch.get("planes", (len(offsets), *strided[0].shape), like=input)).unbind()
+    per_offset = torch.stack(strided, out=scratch.get("planes", (len(offsets), *strided[0].shape), like=input)).unbind()
     best = per_offset[0].clone()
     for value in per_offset[1:]:
         torch.maximum(best, value, out=best)
@@ -159,9 +159,9 @@ def _flat_index_parts(input_size, output_size, kernel_size, stride, padding, dil
     Cached: a network pools the same shapes every step."""
     window_start = sum(
         ((torch.arange(o, device=device) * s - p) * stride_d).view(-1, *(1,) * (len(input_size) - 1 - d))
-        for d, (o, s, p, stride_d) in enumerate(zip(output_size, stride, padding, _plane_strides(input_size)))
+        for d, (o, s, p, stride_d) in enumerate(zip(output_size, stride, padding, plane_strides(input_size)))
     )
-    offset_index = torch.tensor(_offset_starts(kernel_size, tuple(_offset_steps(input_size, dilation))), device=device)
+    offset_index = torch.tensor(offset_starts(kernel_size, tuple(offset_steps(input_size, dilation))), device=device)
     return window_start, offset_index
 
 
