@@ -120,28 +120,23 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
     the last NaN if the window has one; padding never wins, and a window of −∞ alone reports
     its first in-bounds element.
 
-    The maximum is a running ``torch.maximum`` over the kernel offsets, padding read as the
-    lowest value. One copy first gathers each offset's elements — a strided view of the input
-    per offset — into a contiguous plane of a scratch buffer: the running maximum and the
-    argmax then read contiguous memory, about twice as fast on CPU as K strided views each
-    (measured on LeNet's 2×2 pools). When every window's maximum is
-    finite — the usual case — the argmax is the first offset whose element equals it, found
-    by float arithmetic alone (``_first_maximum_index``): on CPU, ops that read a bool mask
-    (``where``, ``masked_fill``) run some 30× slower than float arithmetic. Other inputs
-    take torch's scan rule literally (``_scan_max``).
+    One copy first gathers every kernel offset's elements — a strided view of the padded input
+    — into K contiguous planes of a scratch buffer (``_offset_planes``); the running maximum
+    and the argmax then read contiguous memory, about twice as fast on CPU as K strided views
+    each (measured on LeNet's 2×2 pools). Padding reads as the lowest value. When every
+    window's maximum is finite — the usual case — the argmax is the first offset whose element
+    equals it, found by float arithmetic alone (``_first_maximum_index``): on CPU, ops that
+    read a bool mask (``where``, ``masked_fill``) run some 30× slower than float arithmetic.
+    Other inputs take torch's scan rule literally (``_scan_max``).
 
     A flat input index splits into a window's part and an offset's part,
     Σ_d (p_d·s_d − pad_d + j_d·dil_d)·S_{>d} = window_start[p] + offset_index[j].
     """
     input_size = input.shape[2:]
     output_size = pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode)
-    geometry = _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size)
-    view = windows(input, kernel_size, geometry, value=_lowest(input.dtype))
-    offsets = list(itertools.product(*(range(k) for k in kernel_size)))
     index_key = (tuple(input_size), output_size, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), input.device)
-
-    strided = [view[(..., *offset)] for offset in offsets]  # (N, C, *P) views, no copies
-    per_offset = torch.stack(strided, out=scratch.get("planes", (len(offsets), *strided[0].shape), like=input)).unbind()
+    planes = _offset_planes(input, kernel_size, stride, padding, dilation, output_size)
+    per_offset = planes.unbind()
     best = per_offset[0].clone()
     for value in per_offset[1:]:
         torch.maximum(best, value, out=best)
@@ -151,6 +146,27 @@ def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
         exact = torch.float64 if input.dtype == torch.float64 or reach > 2**24 else torch.float32
         return best, _first_maximum_index(best, per_offset, _index_candidates(*index_key, exact)).long()
     return _scan_max(per_offset, *_flat_index_parts(*index_key), input_size, kernel_size, stride, padding, dilation)
+
+
+def _offset_planes(input, kernel_size, stride, padding, dilation, output_size) -> torch.Tensor:
+    """x_pad[n, c, p·s + j·dil] as (K, N, C, *P): one contiguous plane per kernel offset j
+    (row-major), copied in one pass from a strided view of the input padded with its dtype's
+    lowest value; in the scratch buffer, valid until the next call in the same thread.
+
+    The high side is padded only as far as ceil mode's last window reaches (never cropped: a
+    view simply stops short of a tail no window covers)."""
+    input_size = input.shape[2:]
+    reach = ((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(output_size, stride, dilation, kernel_size))
+    x_pad = pad(input, [(p, max(0, r - i - p)) for i, p, r in zip(input_size, padding, reach)], value=_lowest(input.dtype))
+    spatial_strides = x_pad.stride()[2:]
+    view = x_pad.as_strided(
+        (*kernel_size, *x_pad.shape[:2], *output_size),
+        (*(d * t for d, t in zip(dilation, spatial_strides)), *x_pad.stride()[:2], *(s * t for s, t in zip(stride, spatial_strides))),
+        x_pad.storage_offset(),
+    )
+    planes = scratch.get("planes", (prod(kernel_size), *x_pad.shape[:2], *output_size), like=input)
+    planes.view(view.shape).copy_(view)
+    return planes
 
 
 @functools.lru_cache(maxsize=64)
@@ -174,7 +190,9 @@ def _index_candidates(input_size, output_size, kernel_size, stride, padding, dil
 
 def _first_maximum_index(best: torch.Tensor, per_offset, candidates) -> torch.Tensor:
     """The flat input index of each window's first element equal to ``best``, its finite
-    maximum, in the float dtype of ``candidates`` (offset j's flat indices, exact integers).
+    maximum, in the float dtype of ``candidates`` (offset j's flat indices, exact integers);
+    ``per_offset`` holds the K offsets' elements x_j, each shaped like ``best``.
+
     With below_j = sign(best − x_j), 0 at the maximum and 1 below it (padding's −∞ included),
     scanning j from the last offset to the first, index ← lerp(candidate_j, index, below_j)
     keeps the first match: lerp gives exactly candidate_j for weight 0 and ``index`` for
@@ -182,10 +200,13 @@ def _first_maximum_index(best: torch.Tensor, per_offset, candidates) -> torch.Te
     times slower on CPU. ``below`` is at least as precise as ``best``, so no difference of two
     distinct values rounds to 0.
     """
-    index = torch.empty(best.shape, dtype=candidates[0].dtype, device=best.device).copy_(candidates[-1])  # kept where no earlier offset matches
-    below = torch.empty_like(index)
+    if len(candidates) == 1:
+        return candidates[0].expand(best.shape)
+    below = torch.empty(best.shape, dtype=candidates[0].dtype, device=best.device)
+    index = None  # candidate_{K−1} where no earlier offset matches
     for candidate, value in zip(reversed(candidates[:-1]), reversed(per_offset[:-1])):
-        torch.lerp(candidate, index, torch.sub(best, value, out=below).sign_(), out=index)
+        torch.sub(best, value, out=below).sign_()
+        index = torch.lerp(candidate, candidates[-1], below) if index is None else torch.lerp(candidate, index, below, out=index)
     return index
 
 
