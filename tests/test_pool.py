@@ -207,6 +207,26 @@ def test_max_pool_overlapping_windows_accumulate(backend):
     torch.testing.assert_close(grad, torch.tensor([[[0.0, 7.0, 8.0, 0.0]]], device=DEVICE))
 
 
+def test_max_pool_backward_gets_no_gradient_for_indices(backend, monkeypatch):
+    """The indices output has no gradient: backward receives None for it rather than a
+    zero-filled int64 tensor of the output's size (autograd's default), which would cost a
+    fill per step. Its dX is still torch's, with and without the indices returned."""
+    from torchconv_impl.autograd import pool as autograd_pool
+
+    received = []
+    backward = autograd_pool.MaxPool.backward
+
+    def spy(ctx, grad_output, grad_indices):
+        received.append(grad_indices)
+        return backward(ctx, grad_output, grad_indices)
+
+    monkeypatch.setattr(autograd_pool.MaxPool, "backward", staticmethod(spy))
+    x = make_input((2, 3, 6, 6), torch.float64)
+    for return_indices in (False, True):
+        compare(F.max_pool2d, TF.max_pool2d, x, 2, return_indices=return_indices)
+    assert received == [None, None]
+
+
 # ---------------------------------------------------------------------------------------------
 # Average pooling.
 

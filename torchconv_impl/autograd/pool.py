@@ -24,8 +24,20 @@ from .. import backends
 from ._layout import channels_last_format
 
 
-def _route_to_argmax(ctx, grad_output) -> torch.Tensor:
+def _save_argmax(ctx, indices, input, memory_format) -> None:
+    """What max pooling's backward needs: the argmax indices, the input's size and layout.
+    The indices are an output without a gradient; autograd is told not to build zero
+    gradients for them (nor for an unused y), which would cost a fill of the indices' size."""
+    ctx.save_for_backward(indices)
+    ctx.mark_non_differentiable(indices)
+    ctx.set_materialize_grads(False)
+    ctx.memory_format, ctx.input_size = memory_format, input.shape[2:]
+
+
+def _route_to_argmax(ctx, grad_output) -> torch.Tensor | None:
     """Max pooling's (and adaptive max pooling's) dX: δ scattered to the saved argmax."""
+    if grad_output is None:  # y itself was not used
+        return None
     (indices,) = ctx.saved_tensors
     return MaxPoolInputGrad.apply(grad_output, indices, ctx.input_size, ctx.memory_format, ctx.backend)
 
@@ -36,10 +48,8 @@ class MaxPool(Function):
     @staticmethod
     def forward(ctx, input, kernel_size, stride, padding, dilation, ceil_mode, backend):
         output, indices = backends.op(backend, "max_pool_forward")(input, kernel_size, stride, padding, dilation, ceil_mode)
-        ctx.save_for_backward(indices)
-        ctx.mark_non_differentiable(indices)
-        ctx.memory_format = channels_last_format(input)
-        ctx.input_size, ctx.backend = input.shape[2:], backend
+        _save_argmax(ctx, indices, input, channels_last_format(input))
+        ctx.backend = backend
         return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
@@ -53,10 +63,8 @@ class AdaptiveMaxPool(Function):
     @staticmethod
     def forward(ctx, input, output_size, backend):
         output, indices = backends.op(backend, "adaptive_max_pool_forward")(input, tuple(output_size))
-        ctx.save_for_backward(indices)
-        ctx.mark_non_differentiable(indices)
-        ctx.memory_format = channels_last_format(input, include_3d=False)
-        ctx.input_size, ctx.backend = input.shape[2:], backend
+        _save_argmax(ctx, indices, input, channels_last_format(input, include_3d=False))
+        ctx.backend = backend
         return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
