@@ -33,6 +33,28 @@ def test_matches_relu_of_torch_conv(backend, dtype, input_shape, weight_shape, k
         assert_close(got, want)
 
 
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("special", [float("inf"), -float("inf"), float("nan")], ids=str)
+def test_non_finite_delta_where_relu_is_zero(backend, with_bias, special):
+    """δ = ±inf or NaN where y ≤ 0 contributes nothing, exactly as torch's threshold_backward:
+    every gradient stays finite and equal to torch's. (The CPU path multiplies δ by a float
+    mask, which would turn inf·0 into NaN, so it must notice and take the exact route.)"""
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, device=DEVICE, requires_grad=True) if with_bias else None
+    inputs = (x, w) if b is None else (x, w, b)
+    expected = torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1))
+    with no_native_ops():
+        actual = F.conv_bias_relu(x, w, b, padding=1)
+    delta = torch.randn_like(expected)
+    delta[expected == 0] = special
+    with no_native_ops():
+        ours = grads(actual, inputs, delta)
+    for got, want in zip(ours, grads(expected, inputs, delta)):
+        assert got.isfinite().all()
+        assert_close(got, want)
+
+
 def test_gradcheck_and_gradgradcheck():
     x = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
     w = torch.randn(4, 1, 3, 2, dtype=torch.float64, requires_grad=True)

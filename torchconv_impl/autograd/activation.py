@@ -7,7 +7,7 @@ import math
 import torch
 from torch.autograd import Function
 
-__all__ = ["ReLU", "Sigmoid", "Tanh", "relu_input_grad"]
+__all__ = ["ReLU", "Sigmoid", "Tanh", "relu_input_grad", "relu_mask_product"]
 
 
 class ReLU(Function):
@@ -36,13 +36,21 @@ class ReLU(Function):
 def relu_input_grad(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
     """ReLU's dX from δ and y = max(x, 0): where(y ≤ 0, 0, δ), torch's threshold_backward."""
     if grad_output.device.type == "cpu" and grad_output.is_floating_point() and math.isfinite(grad_output.detach().sum().item()):
-        # On CPU, ops that read a bool mask (where, masked_fill, bool × float) run some 30×
-        # slower than float arithmetic, so the mask is written as floats by the comparison
-        # itself. For y = max(x, 0), [y ≠ 0] = [y > 0 or y is NaN]; and with δ finite,
-        # δ·mask equals where(y ≤ 0, 0, δ) (up to the sign of a zero).
-        mask = torch.ne(output.detach(), 0, out=torch.empty_like(grad_output))
-        return torch.mul(grad_output, mask, out=mask) if not grad_output.requires_grad else grad_output * mask
+        return relu_mask_product(grad_output, output)
     return torch.where(output <= 0, 0, grad_output)
+
+
+def relu_mask_product(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """δ·[y ≠ 0] with the mask written as floats: ReLU's dX wherever the result is finite.
+
+    On CPU, ops that read a bool mask (where, masked_fill, bool × float) run some 30× slower
+    than float arithmetic, so the comparison itself writes floats. For y = max(x, 0),
+    [y ≠ 0] = [y > 0 or y is NaN]. The product equals where(y ≤ 0, 0, δ) (up to the sign of a
+    zero) unless δ is infinite or NaN where y ≤ 0, and then the product holds a NaN there: a
+    finite result (a finite sum of it) proves it exact.
+    """
+    mask = torch.ne(output.detach(), 0, out=torch.empty_like(grad_output))
+    return torch.mul(grad_output, mask, out=mask) if not grad_output.requires_grad else grad_output * mask
 
 
 class Sigmoid(Function):

@@ -13,13 +13,15 @@ Every backward calls these same Functions, so backward passes are differentiable
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd import Function
 
 from .. import backends
 from .._geometry import ConvGeometry
 from ._layout import channels_last_format
-from .activation import relu_input_grad
+from .activation import relu_input_grad, relu_mask_product
 
 
 def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
@@ -29,6 +31,24 @@ def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
 def _bias_grad(grad_output: torch.Tensor) -> torch.Tensor:
     """db[o] = Σ_{n, p} δ[n, o, p]."""
     return grad_output.sum((0, *_spatial_dims(grad_output)))
+
+
+def _activation_input_grad_and_bias_grad(activation, grad_output: torch.Tensor, output: torch.Tensor):
+    """(δ', db): δ' = δ through the fused activation's backward, db = Σ δ'.
+
+    For ReLU on CPU, δ' is first taken as the float-mask product δ·[y ≠ 0], exact when it is
+    finite; db sums δ' anyway, so a finite db proves it without a pass of its own over δ.
+    Otherwise (a NaN or inf in δ where y ≤ 0, or an overflowing sum), ReLU's backward is taken
+    again with its own check."""
+    if activation != "relu":
+        return grad_output, _bias_grad(grad_output)
+    if grad_output.device.type == "cpu" and grad_output.is_floating_point():
+        masked = relu_mask_product(grad_output, output)
+        grad_bias = _bias_grad(masked)
+        if math.isfinite(grad_bias.detach().sum().item()):
+            return masked, grad_bias
+    masked = relu_input_grad(grad_output, output)
+    return masked, _bias_grad(masked)
 
 
 def _own(t: torch.Tensor) -> torch.Tensor:
@@ -65,15 +85,15 @@ class Convolution(Function):
     def backward(ctx, grad_output):
         input, weight, output = ctx.saved_tensors
         geometry, backend = ctx.geometry, ctx.backend
-        if ctx.activation == "relu":
-            grad_output = relu_input_grad(grad_output, output)
         grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[2]:
+            grad_output, grad_bias = _activation_input_grad_and_bias_grad(ctx.activation, grad_output, output)
+        elif ctx.activation == "relu":
+            grad_output = relu_input_grad(grad_output, output)
         if ctx.needs_input_grad[0]:
             grad_input = ConvolutionTranspose.apply(grad_output, weight, None, geometry, input.shape[2:], backend)
         if ctx.needs_input_grad[1]:
             grad_weight = ConvolutionWeightGrad.apply(input, grad_output, geometry, weight.shape[2:], backend)
-        if ctx.needs_input_grad[2]:
-            grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None
 
 
