@@ -327,6 +327,18 @@ def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
         assert torch.autograd.gradgradcheck(lambda x, w: getattr(F, op)(x, w, **kwargs), inputs)
 
 
+def test_delta_rows_of_equal_shape_and_other_gaps():
+    """The reference backend keeps δ's row buffers zero between windows by writing only the
+    window columns, so each gap layout needs a buffer of its own. Two convolutions whose δ rows
+    have the same shape, (4, 2·58), but gaps in other places — 6×10 planes with 1×3 kernels
+    (rows of 10, windows of 8) and 3×20 planes (rows of 20, windows of 18) — taken in turn
+    must each still give torch's gradients."""
+    with backends.use_backend("reference"):
+        for spatial in [(6, 10), (3, 20), (6, 10)]:
+            x, w, b = _random((2, 3, *spatial), torch.float64), _random((4, 3, 1, 3), torch.float64), _random((4,), torch.float64)
+            check_against_torch("conv2d", x, w, b)
+
+
 def _chunks_of(samples):
     return lambda n, per_sample_bytes: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
 

@@ -58,6 +58,7 @@ class Scratch(threading.local):
     def __init__(self):
         self.buffers = {}  # (purpose, dtype) → flat buffer
         self.views = {}  # (purpose, dtype, shape) → the view last handed out: reused, as views cost ops
+        self.zeroed = {}  # (purpose, dtype, shape, written) → a buffer zero wherever callers never write
 
     def get(self, purpose: str, shape, like: torch.Tensor) -> torch.Tensor:
         if like.device.type != "cpu":
@@ -74,6 +75,20 @@ class Scratch(threading.local):
             self.views.clear()
         view = self.views[(purpose, like.dtype, shape)] = buffer[: prod(shape)].view(shape)
         return view
+
+    def zeros(self, purpose: str, shape, like: torch.Tensor, written) -> torch.Tensor:
+        """A zero-filled buffer of its own per (purpose, dtype, shape, ``written``), for a caller
+        that writes the same positions (described by the hashable ``written``) on every call:
+        the rest stays zero, so it is filled once rather than on every call."""
+        if like.device.type != "cpu":
+            return torch.zeros(shape, dtype=like.dtype, device=like.device)
+        key = (purpose, like.dtype, tuple(shape), written)
+        buffer = self.zeroed.get(key)
+        if buffer is None:
+            if len(self.zeroed) >= 16:  # shapes that keep changing: keep only the latest
+                self.zeroed.clear()
+            buffer = self.zeroed[key] = torch.zeros(shape, dtype=like.dtype)
+        return buffer
 
 
 scratch = Scratch()

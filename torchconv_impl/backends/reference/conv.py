@@ -109,9 +109,9 @@ def _delta_rows(grad_output: torch.Tensor, columns: _Columns, groups: int) -> to
     """δ (N, O, *P) as (G, O/G, N·L) rows, zero in the columns between windows; in the scratch
     buffer, valid until the next call in the same thread."""
     n, out_channels = grad_output.shape[:2]
-    rows = scratch.get("rows", (out_channels, n * columns.length), like=grad_output)
-    if columns.has_gaps():
-        rows.zero_()
+    shape = (out_channels, n * columns.length)
+    # Only the window columns are ever written here, so the gaps of a buffer of their own stay zero.
+    rows = scratch.zeros("delta rows", shape, grad_output, columns) if columns.has_gaps() else scratch.get("rows", shape, grad_output)
     _outputs(rows, grad_output.shape, columns).copy_(grad_output)
     return rows.view(groups, out_channels // groups, -1)
 
