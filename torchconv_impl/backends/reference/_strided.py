@@ -79,16 +79,22 @@ class Scratch(threading.local):
     def zeros(self, purpose: str, shape, like: torch.Tensor, written) -> torch.Tensor:
         """A zero-filled buffer of its own per (purpose, dtype, shape, ``written``), for a caller
         that writes the same positions (described by the hashable ``written``) on every call:
-        the rest stays zero, so it is filled once rather than on every call."""
+        the rest stays zero, so it is filled once rather than on every call. The least recently
+        used buffers are dropped beyond 64 of them or 64 MiB."""
         if like.device.type != "cpu":
             return torch.zeros(shape, dtype=like.dtype, device=like.device)
         key = (purpose, like.dtype, tuple(shape), written)
-        buffer = self.zeroed.get(key)
+        buffer = self.zeroed.pop(key, None)
         if buffer is None:
-            if len(self.zeroed) >= 16:  # shapes that keep changing: keep only the latest
-                self.zeroed.clear()
-            buffer = self.zeroed[key] = torch.zeros(shape, dtype=like.dtype)
+            buffer = torch.zeros(shape, dtype=like.dtype)
+            while self.zeroed and (len(self.zeroed) >= 64 or sum(map(_bytes, self.zeroed.values())) + _bytes(buffer) > 64 << 20):
+                del self.zeroed[next(iter(self.zeroed))]  # dicts keep insertion order: the oldest use first
+        self.zeroed[key] = buffer  # (re)inserted last: the most recent use
         return buffer
+
+
+def _bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 scratch = Scratch()
