@@ -339,6 +339,22 @@ def test_delta_rows_of_equal_shape_and_other_gaps():
             check_against_torch("conv2d", x, w, b)
 
 
+def test_zeroed_scratch_buffers_are_bounded():
+    """The zero-kept buffers behind δ's rows: the same key returns the same buffer; beyond 64
+    buffers or 64 MiB the least recently used go, so many conv shapes neither thrash nor hoard."""
+    from torchconv_impl.backends.reference._strided import Scratch
+
+    scratch, like = Scratch(), torch.empty(0)
+    first = scratch.zeros("rows", (2, 3), like, "layout A")
+    for size in range(1, 64):
+        scratch.zeros("rows", (size,), like, "layout B")
+        assert scratch.zeros("rows", (2, 3), like, "layout A") is first  # kept: the most recently used
+    scratch.zeros("rows", (64,), like, "layout B")
+    assert len(scratch.zeroed) == 64 and ("rows", torch.float32, (1,), "layout B") not in scratch.zeroed
+    scratch.zeros("rows", (20 << 20,), like, "big")  # 80 MiB: over the budget alone, so it stays alone
+    assert list(scratch.zeroed) == [("rows", torch.float32, (20 << 20,), "big")]
+
+
 def _chunks_of(samples):
     return lambda n, per_sample_bytes: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
 
