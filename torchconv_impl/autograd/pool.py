@@ -24,14 +24,14 @@ from .. import backends
 from ._layout import channels_last_format
 
 
-def _save_argmax(ctx, indices, input, memory_format) -> None:
-    """What max pooling's backward needs: the argmax indices, the input's size and layout.
+def _save_argmax(ctx, indices, input, memory_format, backend) -> None:
+    """What max pooling's backward needs: the argmax indices, the input's size and layout, the backend.
     The indices are an output without a gradient; autograd is told not to build zero
     gradients for them (nor for an unused y), which would cost a fill of the indices' size."""
     ctx.save_for_backward(indices)
     ctx.mark_non_differentiable(indices)
     ctx.set_materialize_grads(False)
-    ctx.memory_format, ctx.input_size = memory_format, input.shape[2:]
+    ctx.memory_format, ctx.input_size, ctx.backend = memory_format, input.shape[2:], backend
 
 
 def _route_to_argmax(ctx, grad_output) -> torch.Tensor | None:
@@ -48,8 +48,7 @@ class MaxPool(Function):
     @staticmethod
     def forward(ctx, input, kernel_size, stride, padding, dilation, ceil_mode, backend):
         output, indices = backends.op(backend, "max_pool_forward")(input, kernel_size, stride, padding, dilation, ceil_mode)
-        _save_argmax(ctx, indices, input, channels_last_format(input))
-        ctx.backend = backend
+        _save_argmax(ctx, indices, input, channels_last_format(input), backend)
         return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
@@ -63,8 +62,7 @@ class AdaptiveMaxPool(Function):
     @staticmethod
     def forward(ctx, input, output_size, backend):
         output, indices = backends.op(backend, "adaptive_max_pool_forward")(input, tuple(output_size))
-        _save_argmax(ctx, indices, input, channels_last_format(input, include_3d=False))
-        ctx.backend = backend
+        _save_argmax(ctx, indices, input, channels_last_format(input, include_3d=False), backend)
         return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod

@@ -46,7 +46,9 @@ def _sliding(x: torch.Tensor, kernel_size, stride, dilation) -> torch.Tensor:
 class Scratch(threading.local):
     """Reusable CPU buffers, one per thread, purpose and dtype, for the matrices that live
     only inside one computation: the im2col matrix (``"cols"``), the (O, N·L) rows of the
-    forward's product or of δ (``"rows"``), and max pooling's per-offset planes (``"planes"``).
+    forward's product or of δ (``"rows"``), and max pooling's per-offset planes (``"planes"``);
+    and (``zeros``) buffers kept zero where their caller never writes, such as δ's rows with
+    gap columns (``"delta rows"``).
 
     The im2col matrix is K times the input. Freshly allocated blocks of a megabyte or more
     often go back to the OS when freed, so a call would pay a page fault per 4 KiB of them —

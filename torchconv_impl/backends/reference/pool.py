@@ -155,9 +155,8 @@ def _offset_planes(input, kernel_size, stride, padding, dilation, output_size) -
 
     The high side is padded only as far as ceil mode's last window reaches (never cropped: a
     view simply stops short of a tail no window covers)."""
-    input_size = input.shape[2:]
-    reach = ((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(output_size, stride, dilation, kernel_size))
-    x_pad = pad(input, [(p, max(0, r - i - p)) for i, p, r in zip(input_size, padding, reach)], value=_lowest(input.dtype))
+    geometry = _window_geometry(input.shape[2:], kernel_size, stride, padding, dilation, output_size)
+    x_pad = pad(input, [(lo, max(0, hi)) for lo, hi in geometry.padding], value=_lowest(input.dtype))
     spatial_strides = x_pad.stride()[2:]
     view = x_pad.as_strided(
         (*kernel_size, *x_pad.shape[:2], *output_size),
