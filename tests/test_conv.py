@@ -310,6 +310,25 @@ def test_gradcheck_and_gradgradcheck(backend, op, input_shape, weight_shape, bia
     assert torch.autograd.gradgradcheck(function, inputs)
 
 
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_zero_input_channels_give_the_bias(backend, nd):
+    """A 1×1 convolution over zero input channels is torch's linear with zero in_features:
+    every output is the bias (torch.nn.Linear(0, O) agrees). torch's own conv returns zero
+    *output* channels here and drops the bias; ours keeps the out_channels its weight asks
+    for, as the README states."""
+    x = _random((2, 0, *(3,) * nd), torch.float64).requires_grad_()
+    weight = _random((4, 0, *(1,) * nd), torch.float64).requires_grad_()
+    bias = _random((4,), torch.float64).requires_grad_()
+    output = getattr(F, f"conv{nd}d")(x, weight, bias)
+    as_linear = TF.linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
+    assert output.shape == as_linear.shape == (2, 4, *(3,) * nd)
+    assert_close(output, as_linear)
+    grad_output = torch.randn_like(output)
+    for name, got, want in zip(("x", "weight", "bias"), grads(output, (x, weight, bias), grad_output), grads(as_linear, (x, weight, bias), grad_output)):
+        assert got.shape == want.shape, name
+        assert_close(got, want, msg=name)
+
+
 @pytest.mark.parametrize("op", LAYOUT_GEOMETRY)
 def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
     """The reference backend builds im2col a few samples at a time: with chunks of one sample,
