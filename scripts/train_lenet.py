@@ -389,13 +389,18 @@ def write_metrics(path: Path, runs: list[Run], args, comparison) -> None:
     path.write_text(json.dumps(metrics, indent=1))
 
 
+def setup(args) -> tuple[torch.device, torch.dtype]:
+    """The device and dtype the flags ask for; applies ``--threads``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu" if args.device == "auto" else args.device
+    return torch.device(device), getattr(torch, args.dtype)
+
+
 def main(argv=None) -> dict:
     """Runs training; returns the metrics written to metrics.json."""
     args = parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu" if args.device == "auto" else args.device)
-    dtype = getattr(torch, args.dtype)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device, dtype = setup(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

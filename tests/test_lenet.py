@@ -224,3 +224,39 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, monkeypatch,
         for a, b in zip(resumed["impls"][impl], straight["impls"][impl], strict=True):
             for key in ("train_loss", "test_loss", "test_accuracy", "batch_losses"):
                 assert a[key] == b[key], (impl, a["epoch"], key)
+
+
+@pytest.fixture
+def noise_floor_script(script):
+    spec = importlib.util.spec_from_file_location("lenet_noise_floor", ROOT / "scripts" / "lenet_noise_floor.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_noise_floor_perturbs_one_weight_by_one_ulp(noise_floor_script):
+    for dtype in (torch.float32, torch.float64):
+        model = LeNet5(impl="torch").to(dtype=dtype)
+        before = {name: p.clone() for name, p in model.named_parameters()}
+        noise_floor_script.one_ulp_higher(model)
+        for name, p in model.named_parameters():
+            changed = (p != before[name]).nonzero().tolist()
+            assert changed == ([[0, 0, 0, 0]] if name == "c1.weight" else []), name
+        old, new = before["c1.weight"][0, 0, 0, 0], model.c1.weight[0, 0, 0, 0]
+        assert new > old and new == torch.nextafter(old, torch.tensor(float("inf"), dtype=dtype))
+
+
+@needs_mnist
+def test_noise_floor_script_reports_both_gaps(tmp_path, noise_floor_script):
+    report = noise_floor_script.main([
+        "--seeds", "0", "1", "--epochs", "2", "--train-subset", "640", "--test-subset", "200",
+        "--data-root", str(DATA_ROOT), "--out", str(tmp_path), "--no-progress",
+    ])
+    assert json.loads((tmp_path / "noise_floor.json").read_text())["summary"] == report["summary"]
+    for seed in (0, 1):
+        accuracies = report["seeds"][seed]
+        assert set(accuracies) == {"ours", "twin", "twin_ulp"} and all(len(a) == 2 for a in accuracies.values())
+        assert accuracies["twin"][-1] > 30  # they learned (chance: 10 %)
+    ours_gaps = [report["seeds"][s]["ours"][-1] - report["seeds"][s]["twin"][-1] for s in (0, 1)]
+    assert report["summary"]["ours - twin"]["mean"] == pytest.approx(sum(ours_gaps) / 2)
+    assert report["summary"]["ours - twin"]["max_abs"] == pytest.approx(max(map(abs, ours_gaps)))
