@@ -157,6 +157,12 @@ def test_translate_is_a_per_image_roll(script):
     assert torch.equal(order, script.epoch_plan(1000, seed=0, epoch=3, max_shift=2)[0])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_asked_for_without_cuda_is_a_clear_error(tmp_path, script):
+    with pytest.raises(SystemExit, match="--device cuda: this torch sees no CUDA device"):
+        script.main(["--device", "cuda", "--out", str(tmp_path), "--no-progress"])
+
+
 @needs_mnist
 def test_train_both_on_real_mnist(tmp_path, script):
     """One epoch on 5,000 real training images: both impls > 90 % on 1,000 test images, and
