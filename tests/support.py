@@ -46,14 +46,15 @@ FORBIDDEN_OPS = re.compile(r"conv(?!ert)|pool|im2col|col2im|cudnn|mkldnn|miopen"
 
 
 class NoNativeOps(TorchDispatchMode):
-    """Records every aten op dispatched; ``forbidden`` lists those matching FORBIDDEN_OPS."""
+    """Records every aten op dispatched (``ops``); ``forbidden`` lists those matching FORBIDDEN_OPS."""
 
     def __init__(self):
         super().__init__()
-        self.forbidden = []
+        self.ops, self.forbidden = [], []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
+        self.ops.append(name)
         if FORBIDDEN_OPS.search(name):
             self.forbidden.append(name)
         return func(*args, **(kwargs or {}))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as TF
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import torchconv_impl
 import torchconv_impl.functional as F
-from support import DEVICE
+from support import DEVICE, no_native_ops
 from torchconv_impl import nn as ours_nn
 
 
@@ -114,19 +113,9 @@ ERRORS = [
 ]
 
 
-class _RecordOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(func)
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("op,args,kwargs,match,torch_raises", ERRORS)
 def test_rejected_with_argument_error(op, args, kwargs, match, torch_raises):
-    with _RecordOps() as recorded, pytest.raises(torchconv_impl.ArgumentError, match=match) as raised:
+    with no_native_ops() as recorded, pytest.raises(torchconv_impl.ArgumentError, match=match) as raised:
         getattr(F, op)(*args, **kwargs)
     assert isinstance(raised.value, RuntimeError) and isinstance(raised.value, ValueError)
     assert str(raised.value).startswith(f"{op}: ")
