@@ -160,13 +160,17 @@ def test_connection_table(backend, name):
     # The forward uses weight·mask even where the weight is not zero (e.g. loaded from elsewhere).
     with torch.no_grad():
         ours.weight.copy_(torch.randn_like(ours.weight))
-    input = torch.randn(2, 3, *(4,) * nd, device=DEVICE)
+    input = torch.randn(2, 3, *(4,) * nd, device=DEVICE, requires_grad=True)
+    weight, bias = (p.detach().requires_grad_() for p in (ours.weight, ours.bias))
     output = ours(input)
-    expected = getattr(nn.functional, f"conv{nd}d")(input, ours.weight.detach() * mask, ours.bias.detach())
+    expected = getattr(nn.functional, f"conv{nd}d")(input, weight * mask, bias)
     assert_close(output, expected)
-    output.square().sum().backward()
-    assert torch.count_nonzero(ours.weight.grad[~mask.expand_as(ours.weight)]) == 0
-    assert torch.count_nonzero(ours.weight.grad) > 0
+    # Every gradient is torch's through weight·mask, so the masked weights' is exactly zero.
+    delta = torch.randn_like(expected)
+    actual_grads = grads(output, [input, ours.weight, ours.bias], delta)
+    for what, got, want in zip(("input", "weight", "bias"), actual_grads, grads(expected, [input, weight, bias], delta)):
+        assert_close(got, want, msg=what)
+    assert torch.count_nonzero(actual_grads[1][~mask.expand_as(ours.weight)]) == 0
 
     # A buffer in the state_dict, restored on load.
     state = ours.state_dict()
