@@ -522,11 +522,16 @@ def test_modules_match_torch_nn(backend, name, args, kwargs):
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
-def test_max_unpool_modules_match_torch_nn(backend, nd):
+@pytest.mark.parametrize(
+    "kernel_size, stride, padding, sizes", [(2, None, 0, (6, 4, 8)), (3, 2, 1, (7, 5, 9))], ids=["default", "stride-padding"]
+)
+def test_max_unpool_modules_match_torch_nn(backend, nd, kernel_size, stride, padding, sizes):
+    """The module passes its kernel_size, stride and padding on: unpooling a pool of the same
+    geometry, with and without output_size (the sizes are ones the default output size restores)."""
     name = f"MaxUnpool{nd}d"
-    ours, theirs = getattr(N, name)(2, stride=2), getattr(torch.nn, name)(2, stride=2)
+    ours, theirs = (getattr(m, name)(kernel_size, stride=stride, padding=padding) for m in (N, torch.nn))
     assert isinstance(ours, type(theirs)) and repr(ours) == repr(theirs)
-    x = make_input((2, 3, *(7, 6, 5)[:nd]), torch.float64)
-    pooled, indices = getattr(torch.nn, f"MaxPool{nd}d")(2, return_indices=True)(x)
-    size = x.shape[2:]
-    compare(lambda p: ours(p, indices, size), lambda p: theirs(p, indices, size), pooled, msg=name)
+    x = make_input((2, 3, *sizes[:nd]), torch.float64)
+    pooled, indices = getattr(torch.nn, f"MaxPool{nd}d")(kernel_size, stride, padding, return_indices=True)(x)
+    for size in (None, x.shape[2:]):
+        compare(lambda p: ours(p, indices, size), lambda p: theirs(p, indices, size), pooled, msg=f"{name} {size}")
