@@ -254,11 +254,22 @@ def test_adaptive_max_pool_matches_torch(shape, output_size):
     assert_close(grad_input, *grads(expected, [x], grad_output))
 
 
-def test_integer_pooling_falls_back_to_reference():
+def test_integer_pooling_falls_back_to_reference(monkeypatch):
+    """The Triton pooling kernels are float-only: integer max and average pooling are served
+    by the reference backend's functions (recorded here), with torch's results."""
+    served = []
+
+    def recorded(name, reference):
+        return lambda *args: served.append(name) or reference(*args)
+
+    for name in ("max_pool_forward", "avg_pool_forward"):
+        monkeypatch.setattr(triton_backend.reference_pool, name, recorded(name, getattr(triton_backend.reference_pool, name)))
     x = torch.randint(-50, 50, (1, 2, 5, 4), device=DEVICE)
     output, indices = F.max_pool2d(x, 2, return_indices=True)
     expected, expected_indices = TF.max_pool2d(x, 2, return_indices=True)
     assert torch.equal(output, expected) and torch.equal(indices, expected_indices)
+    assert torch.equal(F.avg_pool2d(x, 2), TF.avg_pool2d(x, 2))
+    assert served == ["max_pool_forward", "avg_pool_forward"]
 
 
 def test_pool_kernels_direct():
