@@ -330,14 +330,26 @@ def test_zero_input_channels_give_the_bias(backend, nd):
         assert_close(got, want, msg=name)
 
 
-@pytest.mark.parametrize("op", LAYOUT_GEOMETRY)
+# Unit stride: plane-span columns, whose gap columns the chunks must carry as the whole batch does.
+UNIT_STRIDE_GEOMETRY = {
+    "conv2d-unit-stride": ((2, 3, 6, 7), (4, 3, 3, 2), dict(padding=1)),
+    "conv_transpose2d-unit-stride": ((2, 4, 5, 4), (4, 3, 2, 3), dict(padding=(1, 0))),
+}
+
+
+@pytest.mark.parametrize("op", [*LAYOUT_GEOMETRY, *UNIT_STRIDE_GEOMETRY])
 def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
     """The reference backend builds im2col a few samples at a time: with chunks of one sample,
-    and of two out of five (a short last chunk), outputs and all gradients are still torch's."""
+    and of two out of five (a short last chunk), outputs and all gradients are still torch's,
+    with one column per output position and (unit stride) with plane-span columns."""
     from torchconv_impl.backends.reference import conv as reference_conv
 
-    input_shape, weight_shape, kwargs = LAYOUT_GEOMETRY[op]
+    input_shape, weight_shape, kwargs = {**LAYOUT_GEOMETRY, **UNIT_STRIDE_GEOMETRY}[op]
+    op = op.removesuffix("-unit-stride")
     input_shape = (5, *input_shape[1:])
+    chosen = []
+    choose_columns = reference_conv._choose_columns
+    monkeypatch.setattr(reference_conv, "_choose_columns", lambda *args, **kw: chosen.append(choose_columns(*args, **kw)) or chosen[-1])
     with backends.use_backend("reference"):
         for samples in (1, 2):
             monkeypatch.setattr(reference_conv, "_batch_chunks", _chunks_of(samples))
@@ -345,6 +357,7 @@ def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
             check_against_torch(op, _random(input_shape, torch.float64), _random(weight_shape, torch.float64), bias, **kwargs)
         inputs = [_random(shape, torch.float64).requires_grad_() for shape in ((3, *input_shape[1:]), weight_shape)]
         assert torch.autograd.gradgradcheck(lambda x, w: getattr(F, op)(x, w, **kwargs), inputs)
+    assert any(columns.has_gaps() for columns in chosen) == (kwargs.get("stride", 1) == 1)
 
 
 def test_delta_rows_of_equal_shape_and_other_gaps():
