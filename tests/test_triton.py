@@ -134,11 +134,36 @@ def test_conv_weight_grad_kernel_split_k(split_k):
     assert_close(weight_grad, expected)
 
 
+class _RecordedLaunches:
+    """Stands in for a kernel: ``kernel[grid](...)`` records (name, INT64) and launches it."""
+
+    def __init__(self, name, kernel, launches):
+        self.name, self.kernel, self.launches = name, kernel, launches
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def recorded(*args, **kwargs):
+            self.launches.append((self.name, kwargs["INT64"]))
+            return launch(*args, **kwargs)
+
+        return recorded
+
+
+KERNELS = {
+    conv_kernels: ("conv_forward_kernel", "conv_input_grad_kernel", "conv_weight_grad_kernel"),
+    pool_kernels: ("max_pool_forward_kernel", "max_pool_backward_kernel", "avg_pool_forward_kernel", "avg_pool_backward_kernel"),
+}
+
+
 def test_int64_offsets_path(monkeypatch):
     """The INT64 variant of every kernel (taken for tensors past 2**31 elements, too big to
-    test here) computes the same results."""
-    monkeypatch.setattr(conv_kernels, "needs_int64", lambda *tensors: True)
-    monkeypatch.setattr(pool_kernels, "needs_int64", lambda *tensors: True)
+    test here) is launched and computes the same results."""
+    launches = []
+    for module, names in KERNELS.items():
+        monkeypatch.setattr(module, "needs_int64", lambda *tensors: True)
+        for name in names:
+            monkeypatch.setattr(module, name, _RecordedLaunches(name, getattr(module, name), launches))
     x, w = _leaf((1, 3, 5, 4), torch.float32), _leaf((2, 3, 2, 2), torch.float32)
     cases = [
         (lambda f, x, w: f.conv2d(x, w, stride=2, padding=1), [x, w]),
@@ -148,6 +173,8 @@ def test_int64_offsets_path(monkeypatch):
     ]
     for call, inputs in cases:
         _check_against_torch(functools.partial(call, F), functools.partial(call, TF), inputs, torch.float32)
+    assert {name for name, _ in launches} == {name for names in KERNELS.values() for name in names}
+    assert all(int64 for _, int64 in launches)
 
 
 def test_dot_precision_follows_torch_tf32_flags():
