@@ -72,9 +72,20 @@ def test_rejects_bad_weight():
         F.conv_bias_relu(torch.randn(1, 2, 5, 5), torch.randn(3, 2))
 
 
-def test_triton_backend_fuses_bias_and_relu():
-    """The Triton kernel's epilogue (interpreter on CPU without a GPU) against torch."""
+def test_triton_backend_fuses_bias_and_relu(monkeypatch):
+    """The Triton backend hands the bias and the ReLU to the kernel, whose epilogue applies
+    them (interpreter on CPU without a GPU): results against torch."""
     pytest.importorskip("triton")
+    from torchconv_impl.backends import triton as triton_backend
+
+    kernel_calls = []
+    conv_forward = triton_backend.conv_kernels.conv_forward
+
+    def recorded(input, weight, bias, geometry, activation=None):
+        kernel_calls.append((bias is not None, activation))
+        return conv_forward(input, weight, bias, geometry, activation)
+
+    monkeypatch.setattr(triton_backend.conv_kernels, "conv_forward", recorded)
     x = torch.randn(2, 3, 6, 7, device=DEVICE, requires_grad=True)
     w = torch.randn(5, 3, 3, 3, device=DEVICE, requires_grad=True)
     b = torch.randn(5, device=DEVICE, requires_grad=True)
@@ -86,6 +97,7 @@ def test_triton_backend_fuses_bias_and_relu():
             ours = grads(actual, (x, w, b), torch.ones_like(actual))
     finally:
         torch.backends.cudnn.allow_tf32 = allow_tf32
+    assert kernel_calls == [(True, "relu")]  # the forward; the backward's convolutions have no epilogue
     assert_close(actual, expected)
     for got, want in zip(ours, grads(expected, (x, w, b), torch.ones_like(expected))):
         assert_close(got, want)
