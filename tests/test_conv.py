@@ -463,9 +463,9 @@ def test_output_takes_inplace_ops_like_torch(backend, op):
 @pytest.mark.parametrize("special", ["inf input", "nan weight", "inf grad_output"])
 def test_non_finite_values_stay_where_torch_puts_them(backend, op, special):
     """The reference backend computes unit-stride convolutions over plane-span columns, whose
-    gaps carry zeros; 0·inf must not leak into the results. Dilation leaves input rows that
-    no window reads (their input gradient is exactly 0), and an inf at a row's end sits
-    where only gap columns reach it for most kernel offsets."""
+    gaps carry zeros; 0·inf must not leak into the results. An inf at a row's end sits where
+    only gap columns reach it for most kernel offsets (the dilation spreads each window over
+    rows three apart)."""
     x = _random((2, 2, 8, 9), torch.float64)
     w = _random((2, 2, 2, 3), torch.float64)
     kwargs = dict(dilation=(3, 1)) if op == "conv2d" else dict(dilation=(3, 1), stride=1)
