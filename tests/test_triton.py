@@ -167,12 +167,18 @@ def test_int64_offsets_path(monkeypatch):
     x, w = _leaf((1, 3, 5, 4), torch.float32), _leaf((2, 3, 2, 2), torch.float32)
     cases = [
         (lambda f, x, w: f.conv2d(x, w, stride=2, padding=1), [x, w]),
+        (lambda f, x, w: f.conv2d(x, w, groups=2), [_leaf((1, 4, 5, 4), torch.float32), _leaf((4, 2, 2, 2), torch.float32)]),
         (lambda f, x: f.max_pool2d(x, 2, 1, 1), [x]),
         (lambda f, x: f.avg_pool2d(x, 2, 1, 1), [x]),
         (lambda f, x: f.adaptive_avg_pool2d(x, 3), [x]),
     ]
     for call, inputs in cases:
         _check_against_torch(functools.partial(call, F), functools.partial(call, TF), inputs, torch.float32)
+    # A second split-K chunk (and group): its index, cast to int64, is not 0.
+    x, dy = torch.randn(2, 4, 6, 5, device=DEVICE), torch.randn(2, 4, 5, 4, device=DEVICE)
+    weight_grad = conv_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 2), split_k=2)
+    w = torch.zeros(4, 2, 2, 2, device=DEVICE, requires_grad=True)
+    assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=2), w, dy)[0])
     assert {name for name, _ in launches} == {name for names in KERNELS.values() for name in names}
     assert all(int64 for _, int64 in launches)
 
