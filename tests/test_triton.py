@@ -75,14 +75,15 @@ CONV_CASES = [
     conv_case("conv2d", (2, 3, 5, 5), (6, 1, 3, 3), stride=2, padding=1, groups=3),  # depthwise, multiplier 2
     conv_case("conv2d", (2, 17, 4, 5), (18, 17, 1, 1)),  # 1×1; C, O and N·P = 40 cut 16-wide blocks
     conv_case("conv2d", (2, 3, 5, 6), (4, 3, 3, 3), channels_last=True, padding=1),
-    conv_case("conv2d", (2, 4, 5, 5), (5, 4, 3, 2), dtype=torch.float16, padding=(1, 0)),
+    # 16-bit: reductions of 96 and 144 terms, long enough that a 16-bit accumulator fails the tolerance.
+    conv_case("conv2d", (2, 16, 5, 5), (5, 16, 3, 2), dtype=torch.float16, padding=(1, 0)),
     conv_case("conv2d", (2, 4, 5, 5), (6, 2, 2, 3), dtype=torch.bfloat16, stride=2, groups=2),
     conv_case("conv3d", (1, 2, 4, 5, 4), (3, 2, 2, 3, 2), stride=(1, 2, 1), padding=(1, 0, 1), dilation=(2, 1, 1)),
     conv_case("conv3d", (1, 4, 3, 4, 3), (2, 2, 1, 2, 2), False, torch.float64, channels_last=True, groups=2),
     conv_case("conv_transpose1d", (2, 4, 5), (4, 3, 3), stride=3, padding=1, output_padding=2),
     conv_case("conv_transpose2d", (1, 4, 3, 4), (4, 2, 3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2),
     conv_case("conv_transpose2d", (2, 3, 3, 3), (3, 2, 2, 3), False, torch.float64, stride=2, dilation=(2, 1), output_padding=1),
-    conv_case("conv_transpose2d", (1, 3, 4, 3), (3, 4, 3, 3), dtype=torch.float16, channels_last=True, stride=2, padding=1),
+    conv_case("conv_transpose2d", (1, 16, 4, 3), (16, 4, 3, 3), dtype=torch.float16, channels_last=True, stride=2, padding=1),
     conv_case("conv_transpose3d", (1, 2, 2, 3, 2), (2, 3, 2, 2, 3), stride=(2, 1, 2), padding=(0, 1, 1), output_padding=(1, 0, 0)),
 ]
 
