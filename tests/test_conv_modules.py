@@ -193,14 +193,17 @@ def test_fused_relu_activation(backend, name):
     the parameters and the state_dict are the plain layer's."""
     nd = _nd(name)
     theirs = _pair(name, 3, 4, 2, padding=1, padding_mode="circular")[1]
+    with torch.no_grad():
+        theirs.bias[0] = 0.0
     ours = getattr(ours_nn, name)(3, 4, 2, padding=1, padding_mode="circular", device=DEVICE, activation="relu")
     ours.load_state_dict(theirs.state_dict())
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     assert "activation='relu'" in repr(ours)
     input = torch.randn(2, 3, *(5,) * nd, device=DEVICE)
-    input[0, 0] = 0.0  # rows of exact zeros: outputs at ReLU's kink
+    input[0] = 0.0  # with bias[0] = 0: sample 0's channel 0 sits exactly at ReLU's kink
     input = input.requires_grad_()
     output, expected = ours(input), torch.relu(theirs(input))
+    assert not expected[0, 0].any() and not theirs(input)[0, 0].any()
     assert_close(output, expected)
     delta = torch.randn_like(expected)
     for got, want in zip(grads(output, [input, ours.weight, ours.bias], delta), grads(expected, [input, theirs.weight, theirs.bias], delta)):
