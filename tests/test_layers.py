@@ -438,6 +438,23 @@ def test_cross_entropy_extreme_logits():
     assert F.cross_entropy(masked, target, label_smoothing=0.1).isinf()  # smoothing puts mass on the −∞ class, as torch
 
 
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e8), (torch.float64, 1e30), (torch.bfloat16, 100), (torch.float16, 30)], ids=str)
+def test_cross_entropy_large_logits_keep_their_differences(dtype, scale):
+    """Logits far from 0 but close to each other: log softmax rounded as (z − m) − log Σ, not
+    as z − (m + log Σ), whose sum rounds the small part away (z = [1e8, 1e8] in float32 would
+    give a loss of 0). Class indices, class probabilities and label smoothing, against torch."""
+    logits = (scale + torch.randn(6, 4, device=DEVICE) * 4).to(dtype)
+    logits[0] = scale  # a row of equal logits: ℓ = log 4 exactly
+    target = torch.tensor([0, 1, 2, 3, 0, 1], device=DEVICE)
+    probabilities = torch.softmax(torch.randn(6, 4, device=DEVICE), 1).to(dtype)
+    for target_, kwargs in ((target, {}), (target, dict(label_smoothing=0.2)), (probabilities, {})):
+        ours, theirs = (logits.clone().requires_grad_() for _ in range(2))
+        actual, expected = F.cross_entropy(ours, target_, **kwargs), TF.cross_entropy(theirs, target_, **kwargs)
+        assert_close(actual, expected, msg=str(kwargs))
+        assert_close(grads(actual, [ours], None)[0], grads(expected, [theirs], None)[0], msg=str(kwargs))
+    assert_close(F.cross_entropy(logits[:1].float(), target[:1]), torch.tensor(math.log(4), device=DEVICE))
+
+
 def test_cross_entropy_target_forms_torch_accepts():
     """uint8 indices, a (1,) target for an unbatched input, and a float64 probability target with float32 logits."""
     input = leaf(4, 5, dtype=torch.float32)

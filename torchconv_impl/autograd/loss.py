@@ -11,19 +11,23 @@ from torch.autograd import Function
 __all__ = ["ClassCrossEntropy", "SoftmaxCrossEntropy", "SquaredError"]
 
 
-def logsumexp(logits: torch.Tensor) -> torch.Tensor:
-    """lse(z) = m + log Σⱼ exp(zⱼ − m) over the last dim (kept), with m = max z.
+def logsumexp_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m, log Σⱼ exp(zⱼ − m)) over the last dim (kept), with m = max z: lse(z) is their sum.
 
-    Any shift m gives the same lse; the max keeps exp from overflowing. m is detached because
-    lse does not depend on it, which keeps the gradient through this (in double backward) exact.
+    Any shift m gives the same lse; the max keeps exp from overflowing. The two parts are kept
+    apart because their sum, rounded in z's dtype, loses what tells large logits apart: for
+    z = [1e8, 1e8] in float32, lse rounds to 1e8 and z − lse to [0, 0], while (z − m) − log 2
+    is right. m is detached because lse does not depend on it, which keeps the gradient
+    through this (in double backward) exact.
     """
     shift = logits.amax(-1, keepdim=True).detach()
-    return shift + (logits - shift).exp().sum(-1, keepdim=True).log()
+    return shift, (logits - shift).exp().sum(-1, keepdim=True).log()
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """log softmax(z)ₖ = zₖ − lse(z) over the last dim."""
-    return logits - logsumexp(logits)
+    """log softmax(z)ₖ = zₖ − lse(z) = (zₖ − m) − log Σⱼ exp(zⱼ − m) over the last dim."""
+    shift, log_sum = logsumexp_parts(logits)
+    return (logits - shift) - log_sum
 
 
 class ClassCrossEntropy(Function):
@@ -37,17 +41,19 @@ class ClassCrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target):
-        lse = logsumexp(logits)
-        ctx.save_for_backward(logits, target, lse)
-        return (lse - logits.gather(1, target.unsqueeze(1))).squeeze(1)
+        shift, log_sum = logsumexp_parts(logits)
+        ctx.save_for_backward(logits, target, shift, log_sum)
+        return (log_sum - (logits.gather(1, target.unsqueeze(1)) - shift)).squeeze(1)
 
     @staticmethod
     def backward(ctx, grad_loss):
-        logits, target, lse = ctx.saved_tensors
-        if torch.is_grad_enabled():  # double backward: lse must be a function of z again
-            lse = logsumexp(logits)
+        logits, target, shift, log_sum = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: log softmax must be a function of z again
+            log_probs = log_softmax(logits)
+        else:
+            log_probs = (logits - shift) - log_sum
         delta = grad_loss.unsqueeze(1)
-        grad_logits = (logits - lse).exp() * delta
+        grad_logits = log_probs.exp() * delta
         return grad_logits.scatter_add(1, target.unsqueeze(1), -delta), None
 
 
