@@ -68,6 +68,13 @@ def test_linear_matches_torch(input_shape, bias_shape, dtype):
     compare(F.linear, TF.linear, (input, weight, bias))
 
 
+@pytest.mark.parametrize("in_features, out_features", [(0, 4), (5, 0), (0, 0)])
+@pytest.mark.parametrize("leading", [(), (3,), (2, 3)], ids=str)
+def test_linear_zero_features(leading, in_features, out_features):
+    """No input or no output features, as torch allows: every gradient (they were a reshape error)."""
+    compare(F.linear, TF.linear, (leaf(*leading, in_features), leaf(out_features, in_features), leaf(out_features)))
+
+
 @pytest.mark.parametrize("input_shape", [(5,), (3, 5)], ids=str)
 def test_linear_vector_weight_matches_torch(input_shape):
     """A 1-D weight (in_features,) gives one output that is not kept as a dimension."""

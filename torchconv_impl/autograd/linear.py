@@ -1,6 +1,8 @@
 """The fully connected layer as an autograd Function: y = x Wᵀ + b over any leading dimensions."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd import Function
 
@@ -32,8 +34,9 @@ class Linear(Function):
         if ctx.needs_input_grad[0]:
             grad_input = Linear.apply(grad_output, weight.mT, None)
         if ctx.needs_input_grad[1]:
-            rows_grad_output = grad_output.reshape(-1, out_features)
-            rows_input = input.reshape(-1, in_features)
+            rows = math.prod(grad_output.shape[:-1])  # explicit: reshape(-1, 0) is ambiguous for zero features
+            rows_grad_output = grad_output.reshape(rows, out_features)
+            rows_input = input.reshape(rows, in_features)
             grad_weight = Linear.apply(rows_grad_output.mT, rows_input.mT, None)
         if ctx.needs_input_grad[2]:
             grad_bias = grad_output.sum_to_size(ctx.bias_shape)
