@@ -14,6 +14,7 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # Ours vs torch on the same inputs, same dtype.
 TOLERANCES = {
     torch.float64: dict(rtol=1e-7, atol=1e-7),
+    torch.complex128: dict(rtol=1e-7, atol=1e-7),
     torch.float32: dict(rtol=1e-4, atol=1e-4),
     torch.bfloat16: dict(rtol=2e-2, atol=2e-2),  # compared with a float32 reference
     torch.float16: dict(rtol=2e-3, atol=2e-3),  # compared with a float32 reference

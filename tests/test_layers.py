@@ -134,6 +134,15 @@ def activation_input(dtype):
     return values.requires_grad_()
 
 
+@pytest.mark.parametrize("ours_fn, torch_fn", [(F.sigmoid, torch.sigmoid), (F.tanh, torch.tanh)], ids=["sigmoid", "tanh"])
+def test_complex_activation_gradients_like_torch(ours_fn, torch_fn):
+    """torch accepts complex input; the gradient is the conjugate Wirtinger derivative
+    δ·conj(f′), which gradcheck checks, and torch's."""
+    z = torch.randn(3, 4, dtype=torch.complex128, device=DEVICE).requires_grad_()
+    compare(ours_fn, torch_fn, (z,))
+    assert gradcheck(ours_fn, (z,)) and gradgradcheck(ours_fn, (z,))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ours_fn, torch_fn, ours_cls, torch_cls", ACTIVATIONS)
 def test_activation_matches_torch(ours_fn, torch_fn, ours_cls, torch_cls, dtype):

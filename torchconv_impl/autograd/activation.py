@@ -54,7 +54,8 @@ def relu_mask_product(grad_output: torch.Tensor, output: torch.Tensor) -> torch.
 
 
 class Sigmoid(Function):
-    """y = σ(x) = 1 / (1 + e⁻ˣ).   Backward: dX = δ ⊙ y(1 − y), from the saved output."""
+    """y = σ(x) = 1 / (1 + e⁻ˣ).   Backward: dX = δ ⊙ y(1 − y), from the saved output
+    (conjugated for complex x: autograd's gradients are conjugate Wirtinger derivatives)."""
 
     @staticmethod
     def forward(ctx, input):
@@ -65,11 +66,11 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (output,) = ctx.saved_tensors
-        return grad_output * output * (1 - output)
+        return grad_output * (output * (1 - output)).conj()
 
 
 class Tanh(Function):
-    """y = tanh x.   Backward: dX = δ ⊙ (1 − y²), from the saved output."""
+    """y = tanh x.   Backward: dX = δ ⊙ (1 − y²), from the saved output (conjugated for complex x)."""
 
     @staticmethod
     def forward(ctx, input):
@@ -80,4 +81,4 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (output,) = ctx.saved_tensors
-        return grad_output * (1 - output * output)
+        return grad_output * (1 - output * output).conj()
