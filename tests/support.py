@@ -1,8 +1,10 @@
 """What every test file shares: the device, tolerances per dtype (stated here only), the
-backends to run, comparison against the torch oracle, and the no-native-ops dispatch check."""
+backends to run, comparison against the torch oracle, the no-native-ops dispatch check, and a
+call recorder for tests that must show which code path ran."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 
 import pytest
@@ -68,3 +70,18 @@ def no_native_ops():
     with mode:
         yield mode
     assert not mode.forbidden, f"native conv/pool ops dispatched: {sorted(set(mode.forbidden))}"
+
+
+def record_calls(monkeypatch, owner, name: str) -> list:
+    """Wraps ``owner.name`` (a function or staticmethod) for the test: each call is answered by
+    the original and recorded as (args, kwargs, result). Returns the list of records."""
+    calls, original = [], getattr(owner, name)
+
+    def recorded(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append((args, kwargs, result))
+        return result
+
+    static = isinstance(inspect.getattr_static(owner, name), staticmethod)
+    monkeypatch.setattr(owner, name, staticmethod(recorded) if static else recorded)
+    return calls

@@ -4,7 +4,7 @@ import torch
 
 import torchconv_impl
 import torchconv_impl.functional as F
-from support import DEVICE, assert_close, grads, no_native_ops
+from support import DEVICE, assert_close, grads, no_native_ops, record_calls
 
 CASES = [
     ((2, 3, 9), (4, 3, 3), dict(stride=2, padding=1)),
@@ -78,14 +78,7 @@ def test_triton_backend_fuses_bias_and_relu(monkeypatch):
     pytest.importorskip("triton")
     from torchconv_impl.backends import triton as triton_backend
 
-    kernel_calls = []
-    conv_forward = triton_backend.conv_kernels.conv_forward
-
-    def recorded(input, weight, bias, geometry, activation=None):
-        kernel_calls.append((bias is not None, activation))
-        return conv_forward(input, weight, bias, geometry, activation)
-
-    monkeypatch.setattr(triton_backend.conv_kernels, "conv_forward", recorded)
+    kernel_calls = record_calls(monkeypatch, triton_backend.conv_kernels, "conv_forward")
     x = torch.randn(2, 3, 6, 7, device=DEVICE, requires_grad=True)
     w = torch.randn(5, 3, 3, 3, device=DEVICE, requires_grad=True)
     b = torch.randn(5, device=DEVICE, requires_grad=True)
@@ -97,7 +90,8 @@ def test_triton_backend_fuses_bias_and_relu(monkeypatch):
             ours = grads(actual, (x, w, b), torch.ones_like(actual))
     finally:
         torch.backends.cudnn.allow_tf32 = allow_tf32
-    assert kernel_calls == [(True, "relu")]  # the forward; the backward's convolutions have no epilogue
+    # (input, weight, bias, geometry, activation): the forward only; the backward's convolutions have no epilogue
+    assert [(args[2] is not None, args[4]) for args, _, _ in kernel_calls] == [(True, "relu")]
     assert_close(actual, expected)
     for got, want in zip(ours, grads(expected, (x, w, b), torch.ones_like(expected))):
         assert_close(got, want)

@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as TF
-from support import DEVICE, TOLERANCES, assert_close, no_native_ops
+from support import DEVICE, TOLERANCES, assert_close, no_native_ops, record_calls
 
 import torchconv_impl.functional as F
 import torchconv_impl.nn as N
@@ -225,18 +225,11 @@ def test_max_pool_backward_gets_no_gradient_for_indices(backend, monkeypatch):
     fill per step. Its dX is still torch's, with and without the indices returned."""
     from torchconv_impl.autograd import pool as autograd_pool
 
-    received = []
-    backward = autograd_pool.MaxPool.backward
-
-    def spy(ctx, grad_output, grad_indices):
-        received.append(grad_indices)
-        return backward(ctx, grad_output, grad_indices)
-
-    monkeypatch.setattr(autograd_pool.MaxPool, "backward", staticmethod(spy))
+    calls = record_calls(monkeypatch, autograd_pool.MaxPool, "backward")
     x = make_input((2, 3, 6, 6), torch.float64)
     for return_indices in (False, True):
         compare(F.max_pool2d, TF.max_pool2d, x, 2, return_indices=return_indices)
-    assert received == [None, None]
+    assert [grad_indices for (_, _, grad_indices), _, _ in calls] == [None, None]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ pytest.importorskip("triton")
 
 import torchconv_impl  # noqa: E402
 import torchconv_impl.functional as F  # noqa: E402
-from support import DEVICE, assert_close, grads, no_native_ops  # noqa: E402
+from support import DEVICE, assert_close, grads, no_native_ops, record_calls  # noqa: E402
 from torchconv_impl._geometry import ArgumentError, ConvGeometry  # noqa: E402
 from torchconv_impl.backends import triton as triton_backend  # noqa: E402
 from torchconv_impl.triton_kernels import _common, conv as conv_kernels, pool as pool_kernels  # noqa: E402
@@ -291,19 +291,13 @@ def test_adaptive_max_pool_matches_torch(shape, output_size):
 def test_integer_pooling_falls_back_to_reference(monkeypatch):
     """The Triton pooling kernels are float-only: integer max and average pooling are served
     by the reference backend's functions (recorded here), with torch's results."""
-    served = []
-
-    def recorded(name, reference):
-        return lambda *args: served.append(name) or reference(*args)
-
-    for name in ("max_pool_forward", "avg_pool_forward"):
-        monkeypatch.setattr(triton_backend.reference_pool, name, recorded(name, getattr(triton_backend.reference_pool, name)))
+    served = {name: record_calls(monkeypatch, triton_backend.reference_pool, name) for name in ("max_pool_forward", "avg_pool_forward")}
     x = torch.randint(-50, 50, (1, 2, 5, 4), device=DEVICE)
     output, indices = F.max_pool2d(x, 2, return_indices=True)
     expected, expected_indices = TF.max_pool2d(x, 2, return_indices=True)
     assert torch.equal(output, expected) and torch.equal(indices, expected_indices)
     assert torch.equal(F.avg_pool2d(x, 2), TF.avg_pool2d(x, 2))
-    assert served == ["max_pool_forward", "avg_pool_forward"]
+    assert {name: len(calls) for name, calls in served.items()} == {"max_pool_forward": 1, "avg_pool_forward": 1}
 
 
 def test_pool_kernels_direct():
