@@ -393,9 +393,11 @@ def setup(args) -> tuple[torch.device, torch.dtype]:
     """The device and dtype the flags ask for; applies ``--threads``."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: this torch sees no CUDA device (torch.cuda.is_available() is False); use --device cpu or auto")
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu" if args.device == "auto" else args.device
     return torch.device(device), getattr(torch, args.dtype)
 
 
