@@ -63,5 +63,17 @@ def same_padding(kernel_size, dilation) -> tuple[tuple[int, int], ...]:
     return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel_size, dilation))
 
 
+def pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[int, ...]:
+    """torch's window count per dim: ⌊(S + 2p − d(k−1) − 1 [+ s−1 if ceil]) / s⌋ + 1, where
+    ceil mode drops a last window that would start in the right padding."""
+    sizes = []
+    for i, k, s, p, d in zip(input_size, kernel_size, stride, padding, dilation):
+        size = (i + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (size - 1) * s >= i + p:
+            size -= 1
+        sizes.append(size)
+    return tuple(sizes)
+
+
 def prod(values) -> int:
     return math.prod(values)

@@ -13,15 +13,13 @@ Every backward calls these same Functions, so backward passes are differentiable
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.autograd import Function
 
-from .. import backends
+from .. import ops
 from .._geometry import ConvGeometry
 from ._layout import channels_last_format
-from .activation import relu_input_grad, relu_mask_product
+from .activation import ReLUInputGrad
 
 
 def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
@@ -31,31 +29,6 @@ def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
 def _bias_grad(grad_output: torch.Tensor) -> torch.Tensor:
     """db[o] = Σ_{n, p} δ[n, o, p]."""
     return grad_output.sum((0, *_spatial_dims(grad_output)))
-
-
-def _activation_input_grad_and_bias_grad(activation, grad_output: torch.Tensor, output: torch.Tensor):
-    """(δ', db): δ' = δ through the fused activation's backward, db = Σ δ'.
-
-    For ReLU on CPU, δ' is first taken as the float-mask product δ·[y ≠ 0], exact when it is
-    finite; db sums δ' anyway, so a finite db proves it without a pass of its own over δ.
-    Otherwise (a NaN or inf in δ where y ≤ 0, or an overflowing sum), ReLU's backward is taken
-    again with its own check."""
-    if activation != "relu":
-        return grad_output, _bias_grad(grad_output)
-    if grad_output.device.type == "cpu" and grad_output.is_floating_point():
-        masked = relu_mask_product(grad_output, output)
-        grad_bias = _bias_grad(masked)
-        if math.isfinite(grad_bias.detach().sum().item()):
-            return masked, grad_bias
-    masked = relu_input_grad(grad_output, output)
-    return masked, _bias_grad(masked)
-
-
-def _own(t: torch.Tensor) -> torch.Tensor:
-    """``t`` as a tensor of its own rather than a view of a backend's temporary (no copy):
-    autograd forbids in-place ops on views created inside a Function, and nothing else
-    holds that temporary."""
-    return t.detach()
 
 
 def _crop(t: torch.Tensor, size) -> torch.Tensor:
@@ -74,26 +47,27 @@ class Convolution(Function):
     """
 
     @staticmethod
-    def forward(ctx, input, weight, bias, geometry: ConvGeometry, backend, activation=None):
-        ctx.geometry, ctx.backend, ctx.activation = geometry, backend, activation
-        output = backends.op(backend, "conv_forward")(input, weight, bias, geometry, activation)
-        output = _own(output.contiguous(memory_format=channels_last_format(input, weight)))
-        ctx.save_for_backward(input, weight, output if activation else None)
-        return output
+    def forward(input, weight, bias, geometry: ConvGeometry, backend: str, activation):
+        return ops.conv_forward(input, weight, bias, geometry, activation, channels_last_format(input, weight), backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, _, ctx.geometry, ctx.backend, ctx.activation = inputs
+        ctx.save_for_backward(input, weight, output if ctx.activation else None)
 
     @staticmethod
     def backward(ctx, grad_output):
         input, weight, output = ctx.saved_tensors
         geometry, backend = ctx.geometry, ctx.backend
         grad_input = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[2]:
-            grad_output, grad_bias = _activation_input_grad_and_bias_grad(ctx.activation, grad_output, output)
-        elif ctx.activation == "relu":
-            grad_output = relu_input_grad(grad_output, output)
+        if ctx.activation == "relu":
+            grad_output = ReLUInputGrad.apply(grad_output, output, backend)
         if ctx.needs_input_grad[0]:
             grad_input = ConvolutionTranspose.apply(grad_output, weight, None, geometry, input.shape[2:], backend)
         if ctx.needs_input_grad[1]:
             grad_weight = ConvolutionWeightGrad.apply(input, grad_output, geometry, weight.shape[2:], backend)
+        if ctx.needs_input_grad[2]:
+            grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None
 
 
@@ -105,11 +79,14 @@ class ConvolutionTranspose(Function):
     """
 
     @staticmethod
-    def forward(ctx, input, weight, bias, geometry: ConvGeometry, output_size, backend):
+    def forward(input, weight, bias, geometry: ConvGeometry, output_size, backend: str):
+        memory_format = channels_last_format(input, weight)
+        return ops.conv_input_grad(input, weight, output_size, bias, geometry, memory_format, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, _, ctx.geometry, _, ctx.backend = inputs
         ctx.save_for_backward(input, weight)
-        ctx.geometry, ctx.backend = geometry, backend
-        output = backends.op(backend, "conv_input_grad")(input, weight, tuple(output_size), bias, geometry)
-        return _own(output.contiguous(memory_format=channels_last_format(input, weight)))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -117,7 +94,7 @@ class ConvolutionTranspose(Function):
         geometry, backend = ctx.geometry, ctx.backend
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_input = _crop(Convolution.apply(grad_output, weight, None, geometry, backend), input.shape[2:])
+            grad_input = _crop(Convolution.apply(grad_output, weight, None, geometry, backend, None), input.shape[2:])
         if ctx.needs_input_grad[1]:
             grad_weight = ConvolutionWeightGrad.apply(grad_output, input, geometry, weight.shape[2:], backend)
         if ctx.needs_input_grad[2]:
@@ -133,10 +110,13 @@ class ConvolutionWeightGrad(Function):
     """
 
     @staticmethod
-    def forward(ctx, input, grad_output, geometry: ConvGeometry, kernel_size, backend):
+    def forward(input, grad_output, geometry: ConvGeometry, kernel_size, backend: str):
+        return ops.conv_weight_grad(input, grad_output, kernel_size, geometry, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, grad_output, ctx.geometry, _, ctx.backend = inputs
         ctx.save_for_backward(input, grad_output)
-        ctx.geometry, ctx.backend = geometry, backend
-        return _own(backends.op(backend, "conv_weight_grad")(input, grad_output, tuple(kernel_size), geometry))
 
     @staticmethod
     def backward(ctx, grad_grad_weight):
@@ -146,5 +126,22 @@ class ConvolutionWeightGrad(Function):
         if ctx.needs_input_grad[0]:
             grad_input = ConvolutionTranspose.apply(grad_output, grad_grad_weight, None, geometry, input.shape[2:], backend)
         if ctx.needs_input_grad[1]:
-            grad_grad_output = _crop(Convolution.apply(input, grad_grad_weight, None, geometry, backend), grad_output.shape[2:])
+            grad_grad_output = _crop(Convolution.apply(input, grad_grad_weight, None, geometry, backend, None), grad_output.shape[2:])
         return grad_input, grad_grad_output, None, None, None
+
+
+ops.differentiate_with(
+    ops._conv_forward, Convolution,
+    lambda input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend:
+        (input, weight, bias, ops._geometry(stride, padding, dilation, groups), backend, activation),
+)
+ops.differentiate_with(
+    ops._conv_input_grad, ConvolutionTranspose,
+    lambda grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend:
+        (grad_output, weight, bias, ops._geometry(stride, padding, dilation, groups), input_size, backend),
+)
+ops.differentiate_with(
+    ops._conv_weight_grad, ConvolutionWeightGrad,
+    lambda input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend:
+        (input, grad_output, ops._geometry(stride, padding, dilation, groups), kernel_size, backend),
+)

@@ -16,12 +16,15 @@ class Dropout(Function):
     """
 
     @staticmethod
-    def forward(ctx, input, scaled_mask, inplace: bool):
-        ctx.save_for_backward(scaled_mask)
+    def forward(input, scaled_mask, inplace: bool):
+        return input.mul_(scaled_mask) if inplace else input * scaled_mask
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, scaled_mask, inplace = inputs
         if inplace:
             ctx.mark_dirty(input)
-            return input.mul_(scaled_mask)
-        return input * scaled_mask
+        ctx.save_for_backward(scaled_mask)
 
     @staticmethod
     def backward(ctx, grad_output):

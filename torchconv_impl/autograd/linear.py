@@ -20,11 +20,15 @@ class Linear(Function):
     """
 
     @staticmethod
-    def forward(ctx, input, weight, bias):
-        ctx.save_for_backward(input, weight)
-        ctx.bias_shape = None if bias is None else bias.shape
+    def forward(input, weight, bias):
         output = torch.matmul(input, weight.mT)
         return output if bias is None else output + bias
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, bias = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.bias_shape = None if bias is None else bias.shape
 
     @staticmethod
     def backward(ctx, grad_output):

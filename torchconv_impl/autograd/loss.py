@@ -31,30 +31,31 @@ def log_softmax(logits: torch.Tensor) -> torch.Tensor:
 
 
 class ClassCrossEntropy(Function):
-    """ℓᵢ = lse(zᵢ) − zᵢ,ₜᵢ for logits z (M, C) and class indices t (M,): the common case
-    of ``SoftmaxCrossEntropy`` — q one-hot, no class weights, no smoothing, nothing ignored —
-    without building q.
+    """ℓᵢ = lse(zᵢ) − zᵢ,ₜᵢ for logits z (M, C) and class indices t (M,), and ℓᵢ = 0 where
+    ``active`` is False (ignored targets): the common case of ``SoftmaxCrossEntropy`` — q
+    one-hot, no class weights, no smoothing — without building q.
 
     Backward (seeds 004): dz = δ · (softmax(z) − onehot(t)), i.e. δ·softmax(z) everywhere,
-    then −δ added at each row's target class.
+    then −δ added at each row's target class; ignored rows get none (their δ is dropped, not
+    multiplied by zero: a mean over no targets sends δ = ∞, and torch gives them zero).
     """
 
     @staticmethod
-    def forward(ctx, logits, target):
+    def forward(logits, target, active):
         shift, log_sum = logsumexp_parts(logits)
-        ctx.save_for_backward(logits, target, shift, log_sum)
-        return (log_sum - (logits.gather(1, target.unsqueeze(1)) - shift)).squeeze(1)
+        loss = (log_sum - (logits.gather(1, target.unsqueeze(1)) - shift)).squeeze(1)
+        return loss.where(active, 0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad_loss):
-        logits, target, shift, log_sum = ctx.saved_tensors
-        if torch.is_grad_enabled():  # double backward: log softmax must be a function of z again
-            log_probs = log_softmax(logits)
-        else:
-            log_probs = (logits - shift) - log_sum
-        delta = grad_loss.unsqueeze(1)
-        grad_logits = log_probs.exp() * delta
-        return grad_logits.scatter_add(1, target.unsqueeze(1), -delta), None
+        logits, target, active = ctx.saved_tensors
+        delta = grad_loss.where(active, 0).unsqueeze(1)
+        grad_logits = log_softmax(logits).exp() * delta
+        return grad_logits.scatter_add(1, target.unsqueeze(1), -delta), None, None
 
 
 class SoftmaxCrossEntropy(Function):
@@ -75,10 +76,13 @@ class SoftmaxCrossEntropy(Function):
     """
 
     @staticmethod
-    def forward(ctx, logits, target_weights, active):
-        ctx.save_for_backward(logits, target_weights, active)
+    def forward(logits, target_weights, active):
         log_probs = log_softmax(logits)
         return -torch.where(target_weights != 0, target_weights * log_probs, 0).sum(-1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad_loss):
@@ -102,10 +106,13 @@ class SquaredError(Function):
     """
 
     @staticmethod
-    def forward(ctx, input, target):
-        ctx.save_for_backward(input, target)
+    def forward(input, target):
         difference = input - target
         return difference * difference
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad_output):

@@ -20,18 +20,8 @@ from __future__ import annotations
 import torch
 from torch.autograd import Function
 
-from .. import backends
+from .. import ops
 from ._layout import channels_last_format
-
-
-def _save_argmax(ctx, indices, input, memory_format, backend) -> None:
-    """What max pooling's backward needs: the argmax indices, the input's size and layout, the backend.
-    The indices are an output without a gradient; autograd is told not to build zero
-    gradients for them (nor for an unused y), which would cost a fill of the indices' size."""
-    ctx.save_for_backward(indices)
-    ctx.mark_non_differentiable(indices)
-    ctx.set_materialize_grads(False)
-    ctx.memory_format, ctx.input_size, ctx.backend = memory_format, input.shape[2:], backend
 
 
 def _route_to_argmax(ctx, grad_output) -> torch.Tensor | None:
@@ -42,14 +32,27 @@ def _route_to_argmax(ctx, grad_output) -> torch.Tensor | None:
     return MaxPoolInputGrad.apply(grad_output, indices, ctx.input_size, ctx.memory_format, ctx.backend)
 
 
+def _save_argmax(ctx, input, indices, memory_format, backend) -> None:
+    """What max pooling's backward needs: the argmax indices, the input's size and layout, the backend.
+    The indices are an output without a gradient; autograd is told not to build zero
+    gradients for them (nor for an unused y), which would cost a fill of the indices' size."""
+    ctx.save_for_backward(indices)
+    ctx.mark_non_differentiable(indices)
+    ctx.set_materialize_grads(False)
+    ctx.input_size, ctx.memory_format, ctx.backend = input.shape[2:], memory_format, backend
+
+
 class MaxPool(Function):
     """(y, indices) = max pooling of x.   Backward: dX = Σ_p δ[p] at indices[p]."""
 
     @staticmethod
-    def forward(ctx, input, kernel_size, stride, padding, dilation, ceil_mode, backend):
-        output, indices = backends.op(backend, "max_pool_forward")(input, kernel_size, stride, padding, dilation, ceil_mode)
-        _save_argmax(ctx, indices, input, channels_last_format(input), backend)
-        return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
+    def forward(input, kernel_size, stride, padding, dilation, ceil_mode, backend):
+        memory_format = channels_last_format(input)
+        return ops.max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, outputs):
+        _save_argmax(ctx, inputs[0], outputs[1], channels_last_format(inputs[0]), inputs[-1])
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
@@ -60,10 +63,13 @@ class AdaptiveMaxPool(Function):
     """(y, indices) = max over torch's adaptive windows.   Backward: as MaxPool."""
 
     @staticmethod
-    def forward(ctx, input, output_size, backend):
-        output, indices = backends.op(backend, "adaptive_max_pool_forward")(input, tuple(output_size))
-        _save_argmax(ctx, indices, input, channels_last_format(input, include_3d=False), backend)
-        return output.contiguous(memory_format=ctx.memory_format), indices.contiguous(memory_format=ctx.memory_format)
+    def forward(input, output_size, backend):
+        memory_format = channels_last_format(input, include_3d=False)
+        return ops.adaptive_max_pool_forward(input, output_size, memory_format, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, outputs):
+        _save_argmax(ctx, inputs[0], outputs[1], channels_last_format(inputs[0], include_3d=False), inputs[-1])
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
@@ -77,11 +83,13 @@ class MaxPoolInputGrad(Function):
     """
 
     @staticmethod
-    def forward(ctx, grad_output, indices, input_size, memory_format, backend):
+    def forward(grad_output, indices, input_size, memory_format, backend):
+        return ops.max_pool_backward(grad_output, indices, input_size, memory_format, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, indices, _, ctx.memory_format, ctx.backend = inputs
         ctx.save_for_backward(indices)
-        ctx.memory_format, ctx.backend = memory_format, backend
-        grad_input = backends.op(backend, "max_pool_backward")(grad_output, indices, tuple(input_size))
-        return grad_input.contiguous(memory_format=memory_format)
 
     @staticmethod
     def backward(ctx, grad_grad_input):
@@ -93,12 +101,15 @@ class MaxUnpool(Function):
     """z = zeros of ``output_size`` with z[indices[p]] = x[p].   Backward: dX[p] = δ[indices[p]]."""
 
     @staticmethod
-    def forward(ctx, input, indices, output_size, backend):
+    def forward(input, indices, output_size, backend):
+        memory_format = channels_last_format(input, include_3d=False)
+        return ops.max_unpool_forward(input, indices, output_size, memory_format, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, indices, _, ctx.backend = inputs
         ctx.save_for_backward(indices)
         ctx.memory_format = channels_last_format(input, include_3d=False)
-        ctx.backend = backend
-        output = backends.op(backend, "max_unpool_forward")(input, indices, tuple(output_size))
-        return output.contiguous(memory_format=ctx.memory_format)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -110,11 +121,14 @@ class MaxUnpoolInputGrad(Function):
     """dX[p] = δ[indices[p]] (gather).   Backward (its adjoint): scatter-add, MaxPoolInputGrad."""
 
     @staticmethod
-    def forward(ctx, grad_output, indices, memory_format, backend):
+    def forward(grad_output, indices, memory_format, backend):
+        return ops.max_unpool_backward(grad_output, indices, memory_format, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_output, indices, ctx.memory_format, ctx.backend = inputs
         ctx.save_for_backward(indices)
-        ctx.input_size, ctx.memory_format, ctx.backend = grad_output.shape[2:], memory_format, backend
-        grad_input = backends.op(backend, "max_unpool_backward")(grad_output, indices)
-        return grad_input.contiguous(memory_format=memory_format)
+        ctx.input_size = grad_output.shape[2:]
 
     @staticmethod
     def backward(ctx, grad_grad_input):
@@ -127,18 +141,20 @@ class AvgPool(Function):
     """y[p] = Σ_{window p} x_pad / divisor[p].   Backward: δ[p]/divisor[p] spread over window p."""
 
     @staticmethod
-    def forward(ctx, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
-        ctx.options = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend)
-        ctx.input_size, ctx.memory_format = input.shape[2:], channels_last_format(input, include_3d=False)
-        output = backends.op(backend, "avg_pool_forward")(
-            input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    def forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
+        memory_format = channels_last_format(input, include_3d=False)
+        return ops.avg_pool_forward(
+            input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend
         )
-        return output.contiguous(memory_format=ctx.memory_format)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, *ctx.window = inputs  # (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend)
+        ctx.input_size, ctx.memory_format = input.shape[2:], channels_last_format(input, include_3d=False)
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad_input = AvgPoolInputGrad.apply(grad_output, ctx.input_size, *ctx.options)
-        return (grad_input.contiguous(memory_format=ctx.memory_format),) + (None,) * 7
+        return (AvgPoolInputGrad.apply(grad_output, ctx.input_size, ctx.memory_format, *ctx.window),) + (None,) * 7
 
 
 class AvgPoolInputGrad(Function):
@@ -149,44 +165,94 @@ class AvgPoolInputGrad(Function):
     """
 
     @staticmethod
-    def forward(ctx, grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
-        ctx.options = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend)
-        return backends.op(backend, "avg_pool_backward")(
-            grad_output, tuple(input_size), kernel_size, stride, padding, count_include_pad, divisor_override
+    def forward(grad_output, input_size, memory_format, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
+        return ops.avg_pool_backward(
+            grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend
         )
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.window = inputs[3:]
+
+    @staticmethod
     def backward(ctx, grad_grad_input):
-        return (AvgPool.apply(grad_grad_input, *ctx.options),) + (None,) * 8
+        return (AvgPool.apply(grad_grad_input, *ctx.window),) + (None,) * 9
 
 
 class AdaptiveAvgPool(Function):
     """y = x ×_d A_d.   Backward: dX = δ ×_d A_dᵀ."""
 
     @staticmethod
-    def forward(ctx, input, output_size, backend):
-        ctx.input_size, ctx.backend = input.shape[2:], backend
-        ctx.memory_format = channels_last_format(input, include_3d=False)
-        output = backends.op(backend, "adaptive_avg_pool_forward")(input, tuple(output_size))
-        return output.contiguous(memory_format=ctx.memory_format)
+    def forward(input, output_size, backend):
+        return ops.adaptive_avg_pool_forward(input, output_size, channels_last_format(input, include_3d=False), backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, _, ctx.backend = inputs
+        ctx.input_size, ctx.memory_format = input.shape[2:], channels_last_format(input, include_3d=False)
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad_input = AdaptiveAvgPoolInputGrad.apply(grad_output, ctx.input_size, ctx.backend)
-        return grad_input.contiguous(memory_format=ctx.memory_format), None, None
+        return AdaptiveAvgPoolInputGrad.apply(grad_output, ctx.input_size, ctx.memory_format, ctx.backend), None, None
 
 
 class AdaptiveAvgPoolInputGrad(Function):
     """dX = δ ×_d A_dᵀ.   Backward: G ×_d A_d, the forward (transposing back)."""
 
     @staticmethod
-    def forward(ctx, grad_output, input_size, backend):
-        ctx.output_size, ctx.backend = grad_output.shape[2:], backend
-        return backends.op(backend, "adaptive_avg_pool_backward")(grad_output, tuple(input_size))
+    def forward(grad_output, input_size, memory_format, backend):
+        return ops.adaptive_avg_pool_backward(grad_output, input_size, memory_format, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_output, _, _, ctx.backend = inputs
+        ctx.output_size = grad_output.shape[2:]
 
     @staticmethod
     def backward(ctx, grad_grad_input):
-        return AdaptiveAvgPool.apply(grad_grad_input, ctx.output_size, ctx.backend), None, None
+        return AdaptiveAvgPool.apply(grad_grad_input, ctx.output_size, ctx.backend), None, None, None
+
+
+ops.differentiate_with(
+    ops.max_pool_forward, MaxPool,
+    lambda input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend:
+        (input, kernel_size, stride, padding, dilation, ceil_mode, backend),
+)
+ops.differentiate_with(
+    ops.adaptive_max_pool_forward, AdaptiveMaxPool,
+    lambda input, output_size, memory_format, backend: (input, output_size, backend),
+)
+ops.differentiate_with(
+    ops.max_pool_backward, MaxPoolInputGrad,
+    lambda grad_output, indices, input_size, memory_format, backend: (grad_output, indices, input_size, memory_format, backend),
+)
+ops.differentiate_with(
+    ops.max_unpool_forward, MaxUnpool,
+    lambda input, indices, output_size, memory_format, backend: (input, indices, output_size, backend),
+)
+ops.differentiate_with(
+    ops.max_unpool_backward, MaxUnpoolInputGrad,
+    lambda grad_output, indices, memory_format, backend: (grad_output, indices, memory_format, backend),
+)
+ops.differentiate_with(
+    ops.avg_pool_forward, AvgPool,
+    lambda input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend:
+        (input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend),
+)
+ops.differentiate_with(
+    ops.avg_pool_backward, AvgPoolInputGrad,
+    lambda grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend:
+        # ceil_mode only shapes AvgPool of an input of input_size, which gives δ's shape either way
+        (grad_output, input_size, memory_format, kernel_size, stride, padding, False, count_include_pad, divisor_override, backend),
+)
+ops.differentiate_with(
+    ops.adaptive_avg_pool_forward, AdaptiveAvgPool,
+    lambda input, output_size, memory_format, backend: (input, output_size, backend),
+)
+ops.differentiate_with(
+    ops.adaptive_avg_pool_backward, AdaptiveAvgPoolInputGrad,
+    lambda grad_output, input_size, memory_format, backend: (grad_output, input_size, memory_format, backend),
+)
 
 
 __all__ = [

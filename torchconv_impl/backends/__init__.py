@@ -1,26 +1,33 @@
 """The backend seam: which code computes the core operations.
 
-A backend is a module that implements some of these functions (the autograd Functions
-never do arithmetic on their own, they call these):
+A backend is a module that implements some of the operations registered in
+``torchconv_impl.ops`` (the autograd Functions never do arithmetic of their own; they call
+those operators, whose real implementation calls the backend's function of the same name):
 
-    conv_forward(input, weight, bias, geometry)                    y = x ⋆ W + b
+    conv_forward(input, weight, bias, geometry, activation)           y = x ⋆ W + b
     conv_input_grad(grad_output, weight, input_size, bias, geometry)  dX = δ ⋆ᵀ W (+ b)
-    conv_weight_grad(input, grad_output, kernel_size, geometry)    dW = x ⋆ δ
+    conv_weight_grad(input, grad_output, kernel_size, geometry)       dW = x ⋆ δ
     max_pool_forward / max_pool_backward / avg_pool_forward / avg_pool_backward / ...
+    relu_input_grad(grad_output, output)                              dX = δ ⊙ [y > 0]
 
-Backends: ``"reference"`` (plain tensor ops, any device; the readable statement of each
-algorithm) and ``"triton"`` (GPU kernels in ``torchconv_impl.triton_kernels``). ``"auto"``
-picks Triton for CUDA tensors when Triton is installed, the reference backend otherwise.
-An operation a backend lacks falls back to the reference backend.
+Backends: ``"reference"`` (plain tensor ops, any device) and ``"triton"`` (GPU kernels in
+``torchconv_impl.triton_kernels``). ``"auto"`` picks Triton for CUDA tensors when Triton is
+installed, the reference backend otherwise. An operation a backend lacks falls back to the
+reference backend.
 
-The choice is process-wide (``set_backend``, ``use_backend``, env ``TORCHCONV_BACKEND``) and
-is resolved once per forward call; the backward of that call uses the same backend.
+The selection is resolved once per forward call, into the name the operators receive, so
+the backward of that call uses the same backend. ``set_backend`` (or the environment
+variable ``TORCHCONV_BACKEND``) sets the process default; ``use_backend`` overrides it for
+the current thread only, as ``torch.no_grad`` does. Both are plain attributes that
+``torch.compile`` guards on: a compiled function recompiles when the selection changes.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
+import threading
 from types import ModuleType
 
 import torch
@@ -29,7 +36,24 @@ from .._geometry import ArgumentError
 
 _MODULES = {"reference": "torchconv_impl.backends.reference", "triton": "torchconv_impl.backends.triton"}
 NAMES = ("auto", *_MODULES)
-_current = "auto"
+# Whether Triton is installed, found without importing it (that takes seconds).
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
+class _Selection:
+    def __init__(self, name: str | None):
+        self.name = name
+
+
+class _ThreadSelection(threading.local):
+    # Set in __init__, which runs once per thread: an instance attribute is what
+    # torch.compile's guards read in the calling thread (a class attribute would not be).
+    def __init__(self):
+        self.name = None  # None: the process default
+
+
+_process = _Selection("auto")
+_thread = _ThreadSelection()
 
 
 def _validate(name: str) -> str:
@@ -39,51 +63,42 @@ def _validate(name: str) -> str:
 
 
 def set_backend(name: str) -> None:
-    """Select the backend for all later calls: 'auto', 'reference' or 'triton'."""
-    global _current
-    _current = _validate(name)
+    """Select the process-wide default backend: 'auto', 'reference' or 'triton'."""
+    _process.name = _validate(name)
 
 
 def get_backend() -> str:
-    """The selected backend's name ('auto' unless changed)."""
-    return _current
+    """The backend selected in this thread ('auto' unless changed)."""
+    return _thread.name or _process.name
 
 
 @contextlib.contextmanager
 def use_backend(name: str):
-    """``with use_backend("reference"): ...`` selects a backend for the block."""
-    previous = get_backend()
-    set_backend(name)
+    """``with use_backend("reference"): ...`` selects a backend for the block, in this thread only."""
+    previous = _thread.name
+    _thread.name = _validate(name)
     try:
         yield
     finally:
-        set_backend(previous)
+        _thread.name = previous
+
+
+def resolve(tensor: torch.Tensor) -> str:
+    """The name of the backend that serves ``tensor`` under this thread's selection."""
+    name = _thread.name or _process.name
+    if name == "auto":
+        name = "triton" if tensor.is_cuda and TRITON_INSTALLED else "reference"
+    return name
 
 
 def load(name: str) -> ModuleType:
     return importlib.import_module(_MODULES[name])
 
 
-def triton_available() -> bool:
-    try:
-        importlib.import_module("triton")
-    except ImportError:
-        return False
-    return True
-
-
-def resolve(tensor: torch.Tensor) -> ModuleType:
-    """The backend module that serves ``tensor`` under the current selection."""
-    name = _current
-    if name == "auto":
-        name = "triton" if tensor.is_cuda and triton_available() else "reference"
-    return load(name)
-
-
-def op(backend: ModuleType, name: str):
-    """``backend``'s implementation of operation ``name``, else the reference one."""
-    found = getattr(backend, name, None)
-    return found if found is not None else getattr(load("reference"), name)
+def implementation(backend: str, operation: str):
+    """``backend``'s function for ``operation``, else the reference backend's."""
+    found = getattr(load(backend), operation, None)
+    return found if found is not None else getattr(load("reference"), operation)
 
 
 if "TORCHCONV_BACKEND" in os.environ:

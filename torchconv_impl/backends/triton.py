@@ -15,9 +15,8 @@ except ImportError as error:
 
 from ..triton_kernels import conv as conv_kernels, pool as pool_kernels
 from ..triton_kernels._common import DOT_DTYPES, INTERPRET
-from .._geometry import ArgumentError, ConvGeometry, check
+from .._geometry import ArgumentError, ConvGeometry, check, pool_output_size
 from .reference import pool as reference_pool
-from .reference.pool import pool_output_size
 
 _INTERPRETED = bool(INTERPRET)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
 from .._geometry import ArgumentError, check
 
@@ -39,6 +40,19 @@ def check_same_dtype_device(op: str, **tensors) -> None:
         )
 
 
+def values_readable(tensor: torch.Tensor) -> bool:
+    """Whether an argument check may read ``tensor``'s values back to the host: only for a
+    plain tensor in eager mode. When it is traced (torch.compile, torch.export), fake, meta or
+    under a torch.func transform, the values are not there to read; the check is then left to
+    the backend's real implementation, whose gather and scatter check their indices."""
+    return (
+        not torch.compiler.is_compiling()
+        and tensor.device.type != "meta"
+        and not isinstance(tensor, FakeTensor)
+        and not torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+    )
+
+
 def positive(values, name: str, op: str) -> None:
     check(all(v > 0 for v in values), lambda: f"{op}: expected {name} to be positive, got {values}")
 
@@ -47,4 +61,6 @@ def non_negative(values, name: str, op: str) -> None:
     check(all(v >= 0 for v in values), lambda: f"{op}: expected {name} to be non-negative, got {values}")
 
 
-__all__ = ["ArgumentError", "check", "check_input_dim", "check_float", "check_same_dtype_device", "positive", "non_negative"]
+__all__ = [
+    "ArgumentError", "check", "check_input_dim", "check_float", "check_same_dtype_device", "values_readable", "positive", "non_negative",
+]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import backends
 from .._geometry import check
 from ..autograd.activation import ReLU, Sigmoid, Tanh
 
@@ -17,7 +18,7 @@ def relu(input, inplace=False):
     """max(x, 0) element-wise; ``inplace`` overwrites ``input``. See ``torch.nn.functional.relu``."""
     _check_input(input, "relu")
     check(input.dtype != torch.bool, "relu: expected a numeric input, got a bool tensor")
-    return ReLU.apply(input, bool(inplace))
+    return ReLU.apply(input, bool(inplace), backends.resolve(input))
 
 
 def relu_(input):

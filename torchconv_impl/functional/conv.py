@@ -218,4 +218,4 @@ def convolve(input, kernel, mode="full"):
     nd = kernel.dim()
     geometry = ConvGeometry(stride=(1,) * nd, padding=padding, dilation=(1,) * nd, groups=1)
     x, w = input[None, None], kernel.flip(list(range(nd)))[None, None]
-    return Convolution.apply(x, w, None, geometry, backends.resolve(x))[0, 0]
+    return Convolution.apply(x, w, None, geometry, backends.resolve(x), None)[0, 0]

@@ -16,7 +16,7 @@ from torch.nn import _reduction
 
 from .._geometry import check
 from ..autograd.loss import ClassCrossEntropy, SoftmaxCrossEntropy, SquaredError
-from ._checks import check_float, check_same_dtype_device
+from ._checks import check_float, check_same_dtype_device, values_readable
 
 __all__ = ["cross_entropy", "mse_loss"]
 
@@ -95,40 +95,49 @@ def cross_entropy(
         )
         check_same_dtype_device(op, input=input, weight=weight)
         given = target.reshape(-1).long()
-        lowest, highest = (t.item() for t in given.aminmax()) if given.numel() else (0, -1)
-        if weight is None and label_smoothing == 0 and 0 <= lowest and highest < classes and not lowest <= ignore_index <= highest:
-            # Plain class indices, none ignored: ℓ = lse − z_t, without building one-hot rows.
-            return _reduce(ClassCrossEntropy.apply(logits, given).reshape(rows_shape), reduction, given.numel())
-        target_weights, active, count = _class_targets(given, weight, ignore_index, logits, label_smoothing, lowest, highest)
+        if values_readable(given):
+            _check_class_indices(given, classes, ignore_index)
+        active = given != ignore_index
+        indices = given.where(active, 0)
+        if weight is None and label_smoothing == 0:
+            # Plain class indices: ℓ = lse − z_t, without building one-hot rows.
+            loss = ClassCrossEntropy.apply(logits, indices, active).reshape(rows_shape)
+            return _reduce(loss, reduction, active.sum())
+        target_weights, count = _class_targets(indices, active, weight, logits, label_smoothing)
     loss = SoftmaxCrossEntropy.apply(logits, target_weights, active)
     if reduction == "none":
         return loss.reshape(input.shape[:class_dim] + input.shape[class_dim + 1:])
     return _reduce(loss, reduction, count)
 
 
-def _class_targets(given, weight, ignore_index: int, logits, label_smoothing: float, lowest: int, highest: int):
-    """Rows of q from class indices ``given`` (M,), whose range is [lowest, highest]: w[t]·(1 − ε)
-    at the target class, plus ε/C·w on every class; zero when ignored.
+def _check_class_indices(given, classes: int, ignore_index: int) -> None:
+    """Every class index is in [0, C) or is ignore_index (one read of the range, more only if it fails)."""
+    if given.numel() == 0:
+        return
+    lowest, highest = (t.item() for t in given.aminmax())
+    if not (0 <= lowest and highest < classes):  # some index is outside, or is ignore_index
+        outside = given[(given != ignore_index) & ((given < 0) | (given >= classes))]
+        check(
+            outside.numel() == 0,
+            lambda: f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}",
+        )
+
+
+def _class_targets(indices, active, weight, logits, label_smoothing: float):
+    """Rows of q from class indices ``indices`` (M,), ``active`` where not ignored: w[t]·(1 − ε)
+    at the target class, plus ε/C·w on every class; zero when ignored. Returns (q, count).
 
     The 'mean' count is Σ w[t] over the non-ignored rows — for both parts, as torch normalises
     its label-smoothing term by the same weight sum as its NLL term.
     """
     classes = logits.shape[1]
-    active = given != ignore_index
-    indices = given.where(active, 0)
-    if not (0 <= lowest and highest < classes):  # some index is outside, or is ignore_index
-        outside = given[active & ((given < 0) | (given >= classes))]
-        check(
-            outside.numel() == 0,
-            lambda: f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}",
-        )
     target_class_weight = active.to(logits.dtype) if weight is None else weight[indices] * active
     mass = target_class_weight if label_smoothing == 0 else target_class_weight * (1 - label_smoothing)
     target_weights = torch.zeros_like(logits).scatter_(1, indices.unsqueeze(1), mass.unsqueeze(1))
     if label_smoothing > 0:
         class_weight = weight if weight is not None else logits.new_ones(classes)
         target_weights = target_weights + (label_smoothing / classes) * class_weight * active.unsqueeze(1)
-    return target_weights, active, target_class_weight.sum()
+    return target_weights, target_class_weight.sum()
 
 
 def _probability_targets(target, weight, class_dim: int, label_smoothing: float, dtype):

@@ -13,10 +13,9 @@ from __future__ import annotations
 import torch
 
 from .. import backends
-from .._geometry import check, ntuple, prod
+from .._geometry import check, ntuple, pool_output_size, prod
 from ..autograd.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool, MaxUnpool
-from ..backends.reference.pool import pool_output_size
-from ._checks import check_float, check_input_dim, non_negative, positive
+from ._checks import check_float, check_input_dim, non_negative, positive, values_readable
 
 
 def _check_input(input, nd: int, op: str, *, empty_channels: bool = False) -> bool:
@@ -154,7 +153,7 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, *, nd
     )
     check(indices.device == input.device, lambda: f"{op}: expected indices on the input's device ({input.device}), got {indices.device}")
     size = _unpool_size(input, kernel_size, stride, padding, output_size, nd, op)
-    if indices.numel():
+    if indices.numel() and values_readable(indices):
         low, high = int(indices.min()), int(indices.max())
         check(
             low >= 0 and high < prod(size),

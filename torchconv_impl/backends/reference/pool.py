@@ -15,8 +15,6 @@ them through ``backends.op``):
 
 The seam::
 
-    pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode) -> P
-        shape arithmetic, shared (other backends import it rather than re-derive it)
     max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode) -> (output, indices)
         y[p] = max over the window; the index is torch's: the first maximum in window scan
         order (row-major over kernel offsets), the last NaN if the window has one; padding
@@ -46,11 +44,10 @@ import itertools
 
 import torch
 
-from ..._geometry import ConvGeometry, prod
+from ..._geometry import ConvGeometry, pool_output_size, prod
 from ._strided import all_finite, offset_starts, offset_steps, pad, plane_strides, scratch, windows
 
 __all__ = [
-    "pool_output_size",
     "max_pool_forward",
     "max_pool_backward",
     "max_unpool_forward",
@@ -61,18 +58,6 @@ __all__ = [
     "adaptive_avg_pool_backward",
     "adaptive_max_pool_forward",
 ]
-
-
-def pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[int, ...]:
-    """torch's window count per dim: ⌊(S + 2p − d(k−1) − 1 [+ s−1 if ceil]) / s⌋ + 1, where
-    ceil mode drops a last window that would start in the right padding."""
-    sizes = []
-    for i, k, s, p, d in zip(input_size, kernel_size, stride, padding, dilation):
-        size = (i + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-        if ceil_mode and (size - 1) * s >= i + p:
-            size -= 1
-        sizes.append(size)
-    return tuple(sizes)
 
 
 def _window_geometry(input_size, kernel_size, stride, padding, dilation, output_size) -> ConvGeometry:

@@ -1,0 +1,309 @@
+"""The core computations as registered operators: ``torch.ops.torchconv.*``.
+
+Each computation a backend implements is one operator defined with ``torch.library``:
+
+* its **real implementation** runs on real tensors and calls the chosen backend's function
+  (the ``backend`` argument, resolved by the caller; see ``torchconv_impl.backends``). Only
+  here may a backend keep scratch buffers and caches or read values back to the host;
+* its **fake implementation** computes only the output's shape, dtype and strides. Fake
+  tensors, meta tensors, ``torch.compile``, ``torch.export`` and functionalization all see
+  this one, so tracing never enters a backend and no buffer of a backend meets a tensor of
+  theirs;
+* its **batching rule** (``torch.func.vmap``) folds the vmapped dimension into the batch, or
+  for convolutions with per-sample weights into the groups, so that ``vmap(grad(...))``
+  computes per-sample gradients in one call.
+
+Every result is laid out as its fake promises: the ``memory_format`` argument's canonical
+strides (the autograd Function that calls the operator chooses it, following torch's layouts),
+in storage of its own.
+
+The Python functions below take the geometry as one ``ConvGeometry`` and call the operators;
+the autograd Functions in ``torchconv_impl.autograd`` use them.
+"""
+from __future__ import annotations
+
+import torch
+from torch._prims_common import make_channels_last_strides_for, make_contiguous_strides_for
+
+from . import backends
+from ._geometry import ConvGeometry, pool_output_size
+
+_LIBRARY = torch.library.Library("torchconv", "DEF")
+_GEOMETRY = "int[] stride, int[] padding, int[] dilation, int groups"
+
+
+def _strides(shape, memory_format: torch.memory_format):
+    if memory_format == torch.contiguous_format:
+        return make_contiguous_strides_for(shape)
+    return make_channels_last_strides_for(shape)
+
+
+def _empty(shape, like: torch.Tensor, memory_format: torch.memory_format, dtype=None) -> torch.Tensor:
+    return torch.empty_strided(shape, _strides(shape, memory_format), dtype=dtype or like.dtype, device=like.device)
+
+
+def _laid_out(result: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """``result`` with the canonical strides of ``memory_format``, copied only if it has others;
+    detached, so that it is a tensor of its own and not a view of a backend's temporary
+    (autograd forbids in-place ops on views created inside a Function)."""
+    if result.stride() != tuple(_strides(result.shape, memory_format)) or result.storage_offset() != 0:
+        result = _empty(result.shape, result, memory_format).copy_(result)
+    return result.detach()
+
+
+def _define(schema: str):
+    """Defines ``torchconv::<schema>``; the decorated function is the real implementation
+    (its results laid out in the ``memory_format`` argument's strides). Returns the operator."""
+
+    def decorate(real):
+        name = schema.split("(", 1)[0]
+        _LIBRARY.define(schema)
+
+        @torch.compiler.disable  # a backend's real code: never traced, even when eager code calls it from a compiled region
+        def laid_out_real(*args):
+            memory_format = args[-2]
+            with torch.autocast(args[0].device.type, enabled=False):  # the caller applied autocast's policy
+                result = real(*args)
+            if isinstance(result, tuple):
+                return tuple(_laid_out(t, memory_format) for t in result)
+            return _laid_out(result, memory_format)
+
+        _LIBRARY.impl(name, laid_out_real, "CompositeExplicitAutograd")
+        return getattr(torch.ops.torchconv, name).default
+
+    return decorate
+
+
+def _fake(operator):
+    """Decorates ``operator``'s fake implementation: shapes, dtypes and strides only."""
+    return torch.library.register_fake(operator, lib=_LIBRARY)
+
+
+def _geometry(stride, padding, dilation, groups) -> ConvGeometry:
+    return ConvGeometry(tuple(stride), tuple(zip(padding[::2], padding[1::2])), tuple(dilation), groups)
+
+
+def _flat(geometry: ConvGeometry):
+    return list(geometry.stride), [p for pair in geometry.padding for p in pair], list(geometry.dilation), geometry.groups
+
+
+# Convolution ---------------------------------------------------------------------------------
+
+
+@_define(f"conv_forward(Tensor input, Tensor weight, Tensor? bias, {_GEOMETRY}, str? activation, "
+         "MemoryFormat memory_format, str backend) -> Tensor")
+def _conv_forward(input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend):
+    geometry = _geometry(stride, padding, dilation, groups)
+    return backends.implementation(backend, "conv_forward")(input, weight, bias, geometry, activation)
+
+
+@_fake(_conv_forward)
+def _(input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend):
+    output_size = _geometry(stride, padding, dilation, groups).output_size(input.shape[2:], weight.shape[2:])
+    return _empty((input.shape[0], weight.shape[0], *output_size), input, memory_format)
+
+
+@_define(f"conv_input_grad(Tensor grad_output, Tensor weight, SymInt[] input_size, Tensor? bias, {_GEOMETRY}, "
+         "MemoryFormat memory_format, str backend) -> Tensor")
+def _conv_input_grad(grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend):
+    geometry = _geometry(stride, padding, dilation, groups)
+    return backends.implementation(backend, "conv_input_grad")(grad_output, weight, tuple(input_size), bias, geometry)
+
+
+@_fake(_conv_input_grad)
+def _(grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend):
+    return _empty((grad_output.shape[0], weight.shape[1] * groups, *input_size), grad_output, memory_format)
+
+
+@_define(f"conv_weight_grad(Tensor input, Tensor grad_output, SymInt[] kernel_size, {_GEOMETRY}, "
+         "MemoryFormat memory_format, str backend) -> Tensor")
+def _conv_weight_grad(input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend):
+    geometry = _geometry(stride, padding, dilation, groups)
+    return backends.implementation(backend, "conv_weight_grad")(input, grad_output, tuple(kernel_size), geometry)
+
+
+@_fake(_conv_weight_grad)
+def _(input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend):
+    return _empty((grad_output.shape[1], input.shape[1] // groups, *kernel_size), input, memory_format)
+
+
+def conv_forward(input, weight, bias, geometry: ConvGeometry, activation, memory_format, backend: str):
+    """y = x ⋆ W + b (then ReLU with ``activation="relu"``)."""
+    return _conv_forward(input, weight, bias, *_flat(geometry), activation, memory_format, backend)
+
+
+def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry, memory_format, backend: str):
+    """dX = δ ⋆ᵀ W (+ b): the transposed convolution onto an input of spatial ``input_size``."""
+    return _conv_input_grad(grad_output, weight, list(input_size), bias, *_flat(geometry), memory_format, backend)
+
+
+def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry, backend: str):
+    """dW = x ⋆ δ, a kernel of spatial ``kernel_size``."""
+    return _conv_weight_grad(input, grad_output, list(kernel_size), *_flat(geometry), torch.contiguous_format, backend)
+
+
+# Pooling -------------------------------------------------------------------------------------
+
+_WINDOW = "int[] kernel_size, int[] stride, int[] padding"
+
+
+@_define(f"max_pool_forward(Tensor input, {_WINDOW}, int[] dilation, bool ceil_mode, "
+         "MemoryFormat memory_format, str backend) -> (Tensor, Tensor)")
+def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend):
+    """(y, argmax indices) of max pooling."""
+    return backends.implementation(backend, "max_pool_forward")(
+        input, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode
+    )
+
+
+@_fake(max_pool_forward)
+def _(input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend):
+    shape = (*input.shape[:2], *pool_output_size(input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode))
+    return _empty(shape, input, memory_format), _empty(shape, input, memory_format, torch.int64)
+
+
+@_define("adaptive_max_pool_forward(Tensor input, SymInt[] output_size, MemoryFormat memory_format, str backend) -> (Tensor, Tensor)")
+def adaptive_max_pool_forward(input, output_size, memory_format, backend):
+    """(y, argmax indices) of max pooling over torch's adaptive windows."""
+    return backends.implementation(backend, "adaptive_max_pool_forward")(input, tuple(output_size))
+
+
+@_fake(adaptive_max_pool_forward)
+def _(input, output_size, memory_format, backend):
+    shape = (*input.shape[:2], *output_size)
+    return _empty(shape, input, memory_format), _empty(shape, input, memory_format, torch.int64)
+
+
+@_define("max_pool_backward(Tensor grad_output, Tensor indices, SymInt[] input_size, MemoryFormat memory_format, str backend) -> Tensor")
+def max_pool_backward(grad_output, indices, input_size, memory_format, backend):
+    """dX: δ scatter-added at the argmax indices into planes of ``input_size``."""
+    return backends.implementation(backend, "max_pool_backward")(grad_output, indices, tuple(input_size))
+
+
+@_fake(max_pool_backward)
+def _(grad_output, indices, input_size, memory_format, backend):
+    return _empty((*grad_output.shape[:2], *input_size), grad_output, memory_format)
+
+
+@_define("max_unpool_forward(Tensor input, Tensor indices, SymInt[] output_size, MemoryFormat memory_format, str backend) -> Tensor")
+def max_unpool_forward(input, indices, output_size, memory_format, backend):
+    """z[indices[p]] = x[p] in zero planes of ``output_size``."""
+    return backends.implementation(backend, "max_unpool_forward")(input, indices, tuple(output_size))
+
+
+@_fake(max_unpool_forward)
+def _(input, indices, output_size, memory_format, backend):
+    return _empty((*input.shape[:2], *output_size), input, memory_format)
+
+
+@_define("max_unpool_backward(Tensor grad_output, Tensor indices, MemoryFormat memory_format, str backend) -> Tensor")
+def max_unpool_backward(grad_output, indices, memory_format, backend):
+    """dX[p] = δ[indices[p]] (gather)."""
+    return backends.implementation(backend, "max_unpool_backward")(grad_output, indices)
+
+
+@_fake(max_unpool_backward)
+def _(grad_output, indices, memory_format, backend):
+    return _empty(indices.shape, grad_output, memory_format)
+
+
+@_define(f"avg_pool_forward(Tensor input, {_WINDOW}, bool ceil_mode, bool count_include_pad, int? divisor_override, "
+         "MemoryFormat memory_format, str backend) -> Tensor")
+def avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend):
+    """y = window sums / divisor."""
+    return backends.implementation(backend, "avg_pool_forward")(
+        input, tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, count_include_pad, divisor_override
+    )
+
+
+@_fake(avg_pool_forward)
+def _(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend):
+    shape = (*input.shape[:2], *pool_output_size(input.shape[2:], kernel_size, stride, padding, (1,) * len(kernel_size), ceil_mode))
+    return _empty(shape, input, memory_format)
+
+
+@_define(f"avg_pool_backward(Tensor grad_output, SymInt[] input_size, {_WINDOW}, bool count_include_pad, "
+         "int? divisor_override, MemoryFormat memory_format, str backend) -> Tensor")
+def avg_pool_backward(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend):
+    """dX: δ/divisor spread over each window."""
+    return backends.implementation(backend, "avg_pool_backward")(
+        grad_output, tuple(input_size), tuple(kernel_size), tuple(stride), tuple(padding), count_include_pad, divisor_override
+    )
+
+
+@_fake(avg_pool_backward)
+def _(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend):
+    return _empty((*grad_output.shape[:2], *input_size), grad_output, memory_format)
+
+
+@_define("adaptive_avg_pool_forward(Tensor input, SymInt[] output_size, MemoryFormat memory_format, str backend) -> Tensor")
+def adaptive_avg_pool_forward(input, output_size, memory_format, backend):
+    """y = x ×_d A_d."""
+    return backends.implementation(backend, "adaptive_avg_pool_forward")(input, tuple(output_size))
+
+
+@_fake(adaptive_avg_pool_forward)
+def _(input, output_size, memory_format, backend):
+    return _empty((*input.shape[:2], *output_size), input, memory_format)
+
+
+@_define("adaptive_avg_pool_backward(Tensor grad_output, SymInt[] input_size, MemoryFormat memory_format, str backend) -> Tensor")
+def adaptive_avg_pool_backward(grad_output, input_size, memory_format, backend):
+    """dX = δ ×_d A_dᵀ."""
+    return backends.implementation(backend, "adaptive_avg_pool_backward")(grad_output, tuple(input_size))
+
+
+@_fake(adaptive_avg_pool_backward)
+def _(grad_output, input_size, memory_format, backend):
+    return _empty((*grad_output.shape[:2], *input_size), grad_output, memory_format)
+
+
+# Activations ---------------------------------------------------------------------------------
+
+
+@_define("relu_input_grad(Tensor grad_output, Tensor output, MemoryFormat memory_format, str backend) -> Tensor")
+def relu_input_grad(grad_output, output, memory_format, backend):
+    """dX = where(y ≤ 0, 0, δ) for y = max(x, 0)."""
+    return backends.implementation(backend, "relu_input_grad")(grad_output, output)
+
+
+@_fake(relu_input_grad)
+def _(grad_output, output, memory_format, backend):
+    return _empty(grad_output.shape, grad_output, memory_format)
+
+
+# Autograd ------------------------------------------------------------------------------------
+
+
+def differentiate_with(operator, function, function_inputs) -> None:
+    """Gives ``operator`` the derivative of the autograd ``function`` that calls it.
+
+    The Functions call their operators with autograd off, so in eager mode this is never used;
+    it serves graphs that hold the bare operator, such as those of ``torch.export``, which
+    inlines Functions: running or training ``ep.module()`` then takes the same hand-derived
+    backward. ``function_inputs(*operator_inputs)`` turns the operator's arguments into the
+    Function's; a Function's tensor argument is matched to the operator argument it is.
+    """
+
+    def setup_context(ctx, inputs, output):
+        arguments = function_inputs(*inputs)
+        unused = [i for i, value in enumerate(inputs) if isinstance(value, torch.Tensor)]
+        ctx.positions = []  # per Function argument: the operator argument it is (None for non-tensors)
+        for value in arguments:
+            found = next((i for i in unused if inputs[i] is value), None)
+            if found is not None:
+                unused.remove(found)
+            ctx.positions.append(found)
+        function.setup_context(ctx, arguments, output)
+
+    def backward(ctx, *grads):
+        needs = ctx.needs_input_grad
+        ctx.needs_input_grad = tuple(i is not None and needs[i] for i in ctx.positions)
+        function_grads = function.backward(ctx, *grads)
+        operator_grads = [None] * len(needs)
+        for i, grad in zip(ctx.positions, function_grads):
+            if i is not None:
+                operator_grads[i] = grad
+        return tuple(operator_grads)
+
+    torch.library.register_autograd(operator, backward, setup_context=setup_context, lib=_LIBRARY)
