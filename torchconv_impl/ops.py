@@ -307,3 +307,113 @@ def differentiate_with(operator, function, function_inputs) -> None:
         return tuple(operator_grads)
 
     torch.library.register_autograd(operator, backward, setup_context=setup_context, lib=_LIBRARY)
+
+
+# Batching rules (torch.func.vmap) -------------------------------------------------------------
+
+
+def _batch_first(tensor, dim, batch_size):
+    """``tensor`` with its vmapped dimension first (an unbatched one expanded to ``batch_size``)."""
+    if tensor is None:
+        return None
+    return tensor.unsqueeze(0).expand(batch_size, *tensor.shape) if dim is None else tensor.movedim(dim, 0)
+
+
+def _fold_into_batch(operator, tensor_positions):
+    """The batching rule of an operator that treats each sample of dim 0 alike (pooling, ReLU's
+    gradient): the vmapped dimension B joins the batch, (B, N, …) → (B·N, …), and is split off
+    the results again. ``tensor_positions``: which arguments are tensors."""
+
+    def rule(info, in_dims, *args):
+        args = list(args)
+        for i in tensor_positions:
+            t = _batch_first(args[i], in_dims[i], info.batch_size)
+            args[i] = t.reshape(t.shape[0] * t.shape[1], *t.shape[2:])
+        result = operator(*args)
+        unfold = lambda t: t.reshape(info.batch_size, -1, *t.shape[1:])  # noqa: E731
+        if isinstance(result, tuple):
+            return tuple(map(unfold, result)), (0,) * len(result)
+        return unfold(result), 0
+
+    torch.library.register_vmap(operator, rule, lib=_LIBRARY)
+
+
+def _channels_per_sample(tensor, dim, batch_size):
+    """(B, N, C, …) → (N, B·C, …): each vmapped sample's channels become a group of their own."""
+    t = _batch_first(tensor, dim, batch_size).movedim(0, 1)
+    return t.reshape(t.shape[0], t.shape[1] * t.shape[2], *t.shape[3:])
+
+
+def _stacked(tensor, dim, batch_size):
+    """(B, O, …) → (B·O, …): per-sample kernels (or biases) stacked along their first dim."""
+    if tensor is None:
+        return None
+    t = _batch_first(tensor, dim, batch_size)
+    return t.reshape(t.shape[0] * t.shape[1], *t.shape[2:])
+
+
+def _conv_forward_rule(info, in_dims, input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend):
+    """Only the input vmapped: B joins the batch. Per-sample kernels: B·G groups, sample b's
+    channels and kernels forming groups b·G … b·G + G − 1."""
+    batch_size, (input_dim, weight_dim, bias_dim) = info.batch_size, in_dims[:3]
+    if weight_dim is None and bias_dim is None:
+        x = _batch_first(input, input_dim, batch_size)
+        output = _conv_forward(x.flatten(0, 1), weight, bias, stride, padding, dilation, groups, activation, memory_format, backend)
+        return output.unflatten(0, (batch_size, -1)), 0
+    if bias is not None and bias_dim is None:
+        bias_dim, bias = 0, bias.expand(batch_size, *bias.shape)
+    output = _conv_forward(
+        _channels_per_sample(input, input_dim, batch_size), _stacked(weight, weight_dim, batch_size), _stacked(bias, bias_dim, batch_size),
+        stride, padding, dilation, groups * batch_size, activation, memory_format, backend,
+    )
+    return output.unflatten(1, (batch_size, -1)), 1
+
+
+def _conv_input_grad_rule(info, in_dims, grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend):
+    """As the forward's rule: B joins the batch, or with per-sample kernels, the groups."""
+    batch_size, (grad_dim, weight_dim), bias_dim = info.batch_size, in_dims[:2], in_dims[3]
+    if weight_dim is None and bias_dim is None:
+        delta = _batch_first(grad_output, grad_dim, batch_size)
+        grad = _conv_input_grad(delta.flatten(0, 1), weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend)
+        return grad.unflatten(0, (batch_size, -1)), 0
+    if bias is not None and bias_dim is None:
+        bias_dim, bias = 0, bias.expand(batch_size, *bias.shape)
+    grad = _conv_input_grad(
+        _channels_per_sample(grad_output, grad_dim, batch_size), _stacked(weight, weight_dim, batch_size), input_size,
+        _stacked(bias, bias_dim, batch_size), stride, padding, dilation, groups * batch_size, memory_format, backend,
+    )
+    return grad.unflatten(1, (batch_size, -1)), 1
+
+
+def _conv_weight_grad_rule(info, in_dims, input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend):
+    """dW_b = x_b ⋆ δ_b for each vmapped b: one grouped weight gradient over B·G groups, whose
+    (B·O, C/G, *k) result is the B kernels stacked — per-sample gradients in one call."""
+    batch_size = info.batch_size
+    grad = _conv_weight_grad(
+        _channels_per_sample(input, in_dims[0], batch_size), _channels_per_sample(grad_output, in_dims[1], batch_size),
+        kernel_size, stride, padding, dilation, groups * batch_size, memory_format, backend,
+    )
+    return grad.unflatten(0, (batch_size, -1)), 0
+
+
+torch.library.register_vmap(_conv_forward, _conv_forward_rule, lib=_LIBRARY)
+torch.library.register_vmap(_conv_input_grad, _conv_input_grad_rule, lib=_LIBRARY)
+torch.library.register_vmap(_conv_weight_grad, _conv_weight_grad_rule, lib=_LIBRARY)
+_fold_into_batch(max_pool_forward, [0])
+_fold_into_batch(adaptive_max_pool_forward, [0])
+_fold_into_batch(max_pool_backward, [0, 1])
+_fold_into_batch(max_unpool_forward, [0, 1])
+_fold_into_batch(max_unpool_backward, [0, 1])
+_fold_into_batch(avg_pool_forward, [0])
+_fold_into_batch(avg_pool_backward, [0])
+_fold_into_batch(adaptive_avg_pool_forward, [0])
+_fold_into_batch(adaptive_avg_pool_backward, [0])
+
+
+def _relu_input_grad_rule(info, in_dims, grad_output, output, memory_format, backend):
+    """Element-wise: the vmapped dimension is one more dimension of the tensors."""
+    grad_output, output = (_batch_first(t, dim, info.batch_size) for t, dim in zip((grad_output, output), in_dims))
+    return relu_input_grad(grad_output, output, memory_format, backend), 0
+
+
+torch.library.register_vmap(relu_input_grad, _relu_input_grad_rule, lib=_LIBRARY)

@@ -16,9 +16,14 @@ class ReLU(Function):
     ``inplace`` overwrites x with y and marks it dirty, so autograd versions it like torch's relu_.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input, inplace: bool, backend: str):
-        return input.clamp_min_(0) if inplace else input.clamp_min(0)
+        if inplace:
+            input.clamp_min_(0)
+            return input  # the input itself (torch.compile needs the very tensor that is marked dirty)
+        return input.clamp_min(0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -41,6 +46,8 @@ class ReLUInputGrad(Function):
     y gets none (the mask is piecewise constant in y).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(grad_output, output, backend: str):
         return ops.relu_input_grad(grad_output, output, channels_last_format(grad_output, output), backend)
@@ -60,6 +67,8 @@ class Sigmoid(Function):
     """y = σ(x) = 1 / (1 + e⁻ˣ).   Backward: dX = δ ⊙ y(1 − y), from the saved output
     (conjugated for complex x: autograd's gradients are conjugate Wirtinger derivatives)."""
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input):
         return input.sigmoid()
@@ -76,6 +85,8 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     """y = tanh x.   Backward: dX = δ ⊙ (1 − y²), from the saved output (conjugated for complex x)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input):

@@ -46,6 +46,8 @@ class Convolution(Function):
     Backward: δ ← where(y ≤ 0, 0, δ) for the fused ReLU (as ReLU's), then dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input, weight, bias, geometry: ConvGeometry, backend: str, activation):
         return ops.conv_forward(input, weight, bias, geometry, activation, channels_last_format(input, weight), backend)
@@ -78,6 +80,8 @@ class ConvolutionTranspose(Function):
     roles of input and δ swapped),  db = Σδ.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input, weight, bias, geometry: ConvGeometry, output_size, backend: str):
         memory_format = channels_last_format(input, weight)
@@ -108,6 +112,8 @@ class ConvolutionWeightGrad(Function):
     dW is bilinear in x and δ; for an incoming gradient G (shaped like W):
     d/dδ ⟨G, x ⋆ δ⟩ = x ⋆ G  (Convolution),   d/dx ⟨G, x ⋆ δ⟩ = δ ⋆ᵀ G  (ConvolutionTranspose).
     """
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, grad_output, geometry: ConvGeometry, kernel_size, backend: str):

@@ -15,9 +15,14 @@ class Dropout(Function):
     ``inplace`` multiplies x itself and marks it dirty, like torch's dropout_.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input, scaled_mask, inplace: bool):
-        return input.mul_(scaled_mask) if inplace else input * scaled_mask
+        if inplace:
+            input.mul_(scaled_mask)
+            return input  # the input itself (torch.compile needs the very tensor that is marked dirty)
+        return input * scaled_mask
 
     @staticmethod
     def setup_context(ctx, inputs, output):

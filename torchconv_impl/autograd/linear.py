@@ -19,6 +19,8 @@ class Linear(Function):
     Both products are this same Function, so the backward is differentiable again.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input, weight, bias):
         output = torch.matmul(input, weight.mT)

@@ -40,6 +40,8 @@ class ClassCrossEntropy(Function):
     multiplied by zero: a mean over no targets sends δ = ∞, and torch gives them zero).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(logits, target, active):
         shift, log_sum = logsumexp_parts(logits)
@@ -75,6 +77,8 @@ class SoftmaxCrossEntropy(Function):
     The backward is written in differentiable tensor ops on the saved inputs (double backward).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(logits, target_weights, active):
         log_probs = log_softmax(logits)
@@ -104,6 +108,8 @@ class SquaredError(Function):
     Backward: dx = 2(x − t) ⊙ δ,  dt = −2(x − t) ⊙ δ  (the seeds' Euclidean loss ½‖y − t‖², δ = y − t,
     without the ½).
     """
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, target):

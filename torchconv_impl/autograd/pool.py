@@ -45,6 +45,8 @@ def _save_argmax(ctx, input, indices, memory_format, backend) -> None:
 class MaxPool(Function):
     """(y, indices) = max pooling of x.   Backward: dX = Σ_p δ[p] at indices[p]."""
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input, kernel_size, stride, padding, dilation, ceil_mode, backend):
         memory_format = channels_last_format(input)
@@ -61,6 +63,8 @@ class MaxPool(Function):
 
 class AdaptiveMaxPool(Function):
     """(y, indices) = max over torch's adaptive windows.   Backward: as MaxPool."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, output_size, backend):
@@ -82,6 +86,8 @@ class MaxPoolInputGrad(Function):
     Linear in δ; its backward, for an incoming G shaped like dX: dδ[p] = G[indices[p]] (gather).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(grad_output, indices, input_size, memory_format, backend):
         return ops.max_pool_backward(grad_output, indices, input_size, memory_format, backend)
@@ -99,6 +105,8 @@ class MaxPoolInputGrad(Function):
 
 class MaxUnpool(Function):
     """z = zeros of ``output_size`` with z[indices[p]] = x[p].   Backward: dX[p] = δ[indices[p]]."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, indices, output_size, backend):
@@ -120,6 +128,8 @@ class MaxUnpool(Function):
 class MaxUnpoolInputGrad(Function):
     """dX[p] = δ[indices[p]] (gather).   Backward (its adjoint): scatter-add, MaxPoolInputGrad."""
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(grad_output, indices, memory_format, backend):
         return ops.max_unpool_backward(grad_output, indices, memory_format, backend)
@@ -139,6 +149,8 @@ class MaxUnpoolInputGrad(Function):
 
 class AvgPool(Function):
     """y[p] = Σ_{window p} x_pad / divisor[p].   Backward: δ[p]/divisor[p] spread over window p."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
@@ -164,6 +176,8 @@ class AvgPoolInputGrad(Function):
     ``input_size`` has δ's shape again.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(grad_output, input_size, memory_format, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
         return ops.avg_pool_backward(
@@ -182,6 +196,8 @@ class AvgPoolInputGrad(Function):
 class AdaptiveAvgPool(Function):
     """y = x ×_d A_d.   Backward: dX = δ ×_d A_dᵀ."""
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(input, output_size, backend):
         return ops.adaptive_avg_pool_forward(input, output_size, channels_last_format(input, include_3d=False), backend)
@@ -198,6 +214,8 @@ class AdaptiveAvgPool(Function):
 
 class AdaptiveAvgPoolInputGrad(Function):
     """dX = δ ×_d A_dᵀ.   Backward: G ×_d A_d, the forward (transposing back)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad_output, input_size, memory_format, backend):

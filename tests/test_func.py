@@ -1,0 +1,111 @@
+"""torch.func over our layers: grad, vjp, jacrev, and vmap with the operators' batching rules
+(per-sample gradients without a loop over samples), checked against torch and against loops."""
+import pytest
+import torch
+import torch.nn.functional as TF
+from torch.func import functional_call, grad, jacrev, vjp, vmap
+
+import torchconv_impl
+from torchconv_impl import functional as F
+from support import DEVICE, assert_close
+
+
+def _random(*shape):
+    return torch.randn(*shape, dtype=torch.float64, device=DEVICE)
+
+
+def _network(functional):
+    """conv → ReLU → max pool → conv (stride 2, groups 2) → avg pool → adaptive avg pool → linear, as a function of its weights."""
+
+    def forward(params, x):
+        x = functional.max_pool2d(functional.relu(functional.conv2d(x, params["c1"], params["b1"], padding=1)), 2)
+        x = functional.avg_pool2d(functional.conv2d(x, params["c2"], None, stride=2, groups=2), 2, ceil_mode=True)
+        x = functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        return functional.linear(x, params["f"], params["fb"])
+
+    return forward
+
+
+PARAMS = {"c1": (4, 3, 3, 3), "b1": (4,), "c2": (6, 2, 3, 3), "f": (5, 6), "fb": (5,)}
+
+
+def _loss(functional):
+    network = _network(functional)
+    return lambda params, x, t: functional.cross_entropy(network(params, x.unsqueeze(0)), t.unsqueeze(0))
+
+
+def test_grad_and_vjp_match_torch():
+    """torch.func.grad of a loss through conv, pools, ReLU, linear and cross-entropy, and vjp of
+    the network's output, equal torch.nn.functional's in float64."""
+    params = {name: _random(*shape) for name, shape in PARAMS.items()}
+    x, t = _random(3, 12, 12), torch.tensor(2, device=DEVICE)
+    ours, theirs = grad(_loss(F))(params, x, t), grad(_loss(TF))(params, x, t)
+    for name in PARAMS:
+        assert_close(ours[name], theirs[name], msg=name)
+    delta = _random(1, 5)
+    (ours_x,) = vjp(lambda x: _network(F)(params, x), x.unsqueeze(0))[1](delta)
+    (theirs_x,) = vjp(lambda x: _network(TF)(params, x), x.unsqueeze(0))[1](delta)
+    assert_close(ours_x, theirs_x)
+
+
+def test_per_sample_gradients_without_a_loop(monkeypatch):
+    """vmap(grad(loss)) gives each sample's gradient of every weight, equal to a loop over the
+    samples, and the operators see the whole batch at once (each conv operator is called with
+    all 5 samples — as a batch, or as 5 groups for the weight gradient), not once per sample."""
+    params = {name: _random(*shape) for name, shape in PARAMS.items()}
+    x, t = _random(5, 3, 12, 12), torch.randint(5, (5,), device=DEVICE)
+    seen = []
+    reference = torchconv_impl.backends.load("reference")
+    for name in ("conv_forward", "conv_input_grad", "conv_weight_grad"):
+        original = getattr(reference, name)
+        monkeypatch.setattr(reference, name, lambda *args, _name=name, _original=original: seen.append((_name, args)) or _original(*args))
+    per_sample = vmap(grad(_loss(F)), in_dims=(None, 0, 0))(params, x, t)
+    assert {name for name, _ in seen} == {"conv_forward", "conv_input_grad", "conv_weight_grad"}
+    for name, args in seen:
+        batch_or_groups = args[0].shape[0] if name != "conv_weight_grad" else args[-1].groups
+        assert batch_or_groups % 5 == 0, f"{name} saw one sample at a time"
+    seen.clear()
+    loop = [grad(_loss(TF))(params, x[i], t[i]) for i in range(5)]
+    for name in PARAMS:
+        assert_close(per_sample[name], torch.stack([g[name] for g in loop]), msg=name)
+
+
+def test_per_sample_weights_vmap():
+    """vmap over the weights as well as the input (an ensemble of convolutions): conv2d,
+    conv_transpose2d (with bias) and linear equal a loop."""
+    x, w, b = _random(4, 2, 6, 6), _random(4, 3, 2, 3, 3), _random(4, 3)
+    assert_close(vmap(lambda x, w, b: F.conv2d(x, w, b, padding=1))(x, w, b),
+                 torch.stack([TF.conv2d(x[i], w[i], b[i], padding=1) for i in range(4)]))
+    wt, bt = _random(4, 2, 3, 3, 3), _random(4, 3)
+    assert_close(vmap(lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2))(x, wt, bt),
+                 torch.stack([TF.conv_transpose2d(x[i], wt[i], bt[i], stride=2) for i in range(4)]))
+    # Input shared, weights per sample: the input is broadcast to every kernel set.
+    assert_close(vmap(lambda w: F.conv2d(x, w), in_dims=0)(w), torch.stack([TF.conv2d(x, w[i]) for i in range(4)]))
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_max_pool2d"])
+def test_jacrev_matches_torch(op):
+    """jacrev (vmap over the vector-Jacobian product) gives torch's Jacobian."""
+    x, w = _random(1, 2, 5, 5), _random(2, 2, 3, 3)
+    calls = {
+        "conv2d": lambda f, x: f.conv2d(x, w, padding=1),
+        "conv_transpose2d": lambda f, x: f.conv_transpose2d(x, w, stride=2),
+        "max_pool2d": lambda f, x: f.max_pool2d(x, 3, stride=2, padding=1),
+        "avg_pool2d": lambda f, x: f.avg_pool2d(x, 2, ceil_mode=True),
+        "adaptive_max_pool2d": lambda f, x: f.adaptive_max_pool2d(x, 3),
+    }[op]
+    assert_close(jacrev(lambda x: calls(F, x))(x), jacrev(lambda x: calls(TF, x))(x))
+
+
+def test_functional_call_on_modules():
+    """torch.func.functional_call with a converted model's parameters: the gradient of every
+    parameter equals the torch.nn twin's."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(36, 2))
+    model = model.double().to(DEVICE)
+    ours = torchconv_impl.convert(model)  # a converted copy
+    params = dict(model.named_parameters())
+    x = _random(2, 3, 8, 8)
+    theirs = grad(lambda p: functional_call(model, p, (x,)).square().sum())(params)
+    mine = grad(lambda p: functional_call(ours, p, (x,)).square().sum())(params)
+    for name in params:
+        assert_close(mine[name], theirs[name], msg=name)
