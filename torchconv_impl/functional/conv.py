@@ -10,6 +10,7 @@ import torch
 from .. import backends
 from .._geometry import ConvGeometry, check, ntuple, same_padding
 from ..autograd.conv import Convolution, ConvolutionTranspose
+from ._autocast import lower_precision
 from ._checks import check_float, check_input_dim, check_same_dtype_device, non_negative, positive
 
 
@@ -51,6 +52,7 @@ def _check_groups(groups, op: str) -> None:
 
 
 def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, nd: int, op: str, activation=None):
+    input, weight, bias = lower_precision(input, weight, bias)
     batched = _check_operands(input, weight, bias, nd, op, "(out_channels, in_channels/groups, *kernel_size)")
     stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
     positive(stride, "stride", op)
@@ -94,6 +96,7 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
 
 
 def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, nd: int, op: str):
+    input, weight, bias = lower_precision(input, weight, bias)
     batched = _check_operands(input, weight, bias, nd, op, "(in_channels, out_channels/groups, *kernel_size)")
     stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
     positive(stride, "stride", op)

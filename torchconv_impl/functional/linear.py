@@ -5,6 +5,7 @@ import torch
 
 from .._geometry import check
 from ..autograd.linear import Linear
+from ._autocast import lower_precision
 from ._checks import check_same_dtype_device
 
 __all__ = ["linear"]
@@ -17,6 +18,7 @@ def linear(input, weight, bias=None):
     not kept as a dimension; ``bias`` broadcasts to the output (usually (out_features,)).
     """
     op = "linear"
+    input, weight, bias = lower_precision(input, weight, bias)
     check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
     check(isinstance(weight, torch.Tensor), lambda: f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
     check(input.dim() >= 1, lambda: f"{op}: expected input to be at least 1-D (*, in_features), got a 0-D tensor")

@@ -16,6 +16,7 @@ from torch.nn import _reduction
 
 from .._geometry import check
 from ..autograd.loss import ClassCrossEntropy, SoftmaxCrossEntropy, SquaredError
+from ._autocast import float32_for
 from ._checks import check_float, check_same_dtype_device, values_readable
 
 __all__ = ["cross_entropy", "mse_loss"]
@@ -55,6 +56,7 @@ def cross_entropy(
     ε mixes the target with the uniform distribution: (1 − ε)·target + ε/C.
     """
     op = "cross_entropy"
+    input, target, weight = float32_for(op, input, target, weight)
     reduction = _resolve_reduction(size_average, reduce, reduction, op)
     check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
     check(isinstance(target, torch.Tensor), lambda: f"{op}: expected target to be a Tensor, got {type(target).__name__}")
@@ -158,6 +160,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     ``weight``, of ``input``'s size, weighs each element and makes 'mean' divide by Σ weight.
     """
     op = "mse_loss"
+    input, target, weight = float32_for(op, input, target, weight)
     reduction = _resolve_reduction(size_average, reduce, reduction, op)
     check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
     check(isinstance(target, torch.Tensor), lambda: f"{op}: expected target to be a Tensor, got {type(target).__name__}")

@@ -15,6 +15,7 @@ import torch
 from .. import backends
 from .._geometry import check, ntuple, pool_output_size, prod
 from ..autograd.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool, MaxUnpool
+from ._autocast import float32_for
 from ._checks import check_float, check_input_dim, non_negative, positive, values_readable
 
 
@@ -90,6 +91,7 @@ def _unbatch(outputs, batched: bool):
 
 
 def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, *, nd: int, op: str):
+    (input,) = float32_for(op, input)
     batched = _check_input(input, nd, op)
     _check_real(input, op)
     kernel_size, stride, padding, dilation = _window(kernel_size, stride, padding, dilation, nd, op)
@@ -141,6 +143,7 @@ def _unpool_size(input, kernel_size, stride, padding, output_size, nd: int, op: 
 
 
 def _max_unpool(input, indices, kernel_size, stride, padding, output_size, *, nd: int, op: str):
+    (input,) = float32_for(op, input)
     batched = _check_input(input, nd, op)
     _check_real(input, op)
     check(
@@ -181,6 +184,7 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
 
 def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, *, nd: int, op: str):
+    (input,) = float32_for(op, input)
     batched = _check_input(input, nd, op)
     _check_avg_dtype(input, op)
     kernel_size, stride, padding, dilation = _window(kernel_size, stride, padding, 1, nd, op)
@@ -234,12 +238,14 @@ def _adaptive_args(input, output_size, nd: int, op: str, *, empty_channels: bool
 
 
 def _adaptive_avg_pool(input, output_size, *, nd: int, op: str):
+    (input,) = float32_for(op, input)
     x, size, batched = _adaptive_args(input, output_size, nd, op, empty_channels=True)
     output = AdaptiveAvgPool.apply(x, size, backends.resolve(x))
     return output if batched else output.squeeze(0)
 
 
 def _adaptive_max_pool(input, output_size, return_indices, *, nd: int, op: str):
+    (input,) = float32_for(op, input)
     x, size, batched = _adaptive_args(input, output_size, nd, op, empty_channels=False)
     output, indices = _unbatch(AdaptiveMaxPool.apply(x, size, backends.resolve(x)), batched)
     return (output, indices) if return_indices else output
