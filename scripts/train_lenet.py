@@ -4,6 +4,7 @@
     python scripts/train_lenet.py                      # default recipe, full MNIST, 10 epochs
     python scripts/train_lenet.py --impl both --dtype float64 --epochs 1
     python scripts/train_lenet.py --resume runs/lenet/checkpoint.pt --epochs 15
+    torchrun --nproc_per_node 2 scripts/train_lenet.py  # data-parallel (gloo on CPU, nccl on CUDA)
 
 Data: MNIST is loaded once into tensors — 28×28 digits padded by 2 pixels of background to
 32×32 (the padding belongs to the data, see torchconv_impl.models.lenet), then normalised —
@@ -15,6 +16,10 @@ batch; each impl's epoch time sums only its own steps.
 
 Default recipe: ReLU, max pooling, the 1998 C3 table, Adam (lr 2e-3, cosine decay over the
 epochs), batch 64, shifts of up to 2 pixels, 10 epochs, 1 CPU thread.
+
+Under ``torchrun`` each process takes an equal share of every batch (``--batch-size`` stays
+the whole batch) and DistributedDataParallel averages the gradients, so training follows the
+single-process recipe; the first process alone prints and writes the outputs.
 
 Writes to ``--out``: metrics.json, checkpoint.pt (after every epoch and on Ctrl-C), and PNG
 plots: curves.png, c1_filters.png, feature_maps.png, confusion_matrix.png.
@@ -36,6 +41,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import torchconv_impl  # noqa: E402
@@ -134,6 +140,8 @@ class Run:
 
     def __init__(self, model: LeNet5, args):
         self.impl, self.model = model.impl, model
+        # What training calls: the model itself, or under torchrun its DistributedDataParallel wrapper.
+        self.trained = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
         params = model.parameters()
         if args.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9)
@@ -202,17 +210,18 @@ def train_epoch(runs: list[Run], images, labels, args, stop: StopRequested) -> N
         run.model.train()
     order, shifts = (t.to(images.device) for t in epoch_plan(len(images), args.seed, epoch, args.shift))
     starts = range(step * args.batch_size, len(images), args.batch_size)
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     with tqdm(
-        total=len(images), initial=starts.start, unit="img", unit_scale=True, leave=False, disable=args.no_progress,
+        total=len(images), initial=starts.start, unit="img", unit_scale=True, leave=False, disable=args.no_progress or rank > 0,
         desc=f"epoch {epoch + 1}/{args.epochs}",
     ) as bar:
         for start in starts:
-            index = order[start:start + args.batch_size]
+            index = order[start:start + args.batch_size].tensor_split(world_size)[rank]  # this process's share
             batch_images, batch_labels = translate(images[index], shifts[index]), labels[index]
-            seen = start + len(index)
+            seen = min(start + args.batch_size, len(images))
             for run in runs:
                 began = time.perf_counter()
-                loss = run.loss_fn(run.model(batch_images), batch_labels)
+                loss = run.loss_fn(run.trained(batch_images), batch_labels)
                 run.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 run.optimizer.step()
@@ -390,7 +399,8 @@ def write_metrics(path: Path, runs: list[Run], args, comparison) -> None:
 
 
 def setup(args) -> tuple[torch.device, torch.dtype]:
-    """The device and dtype the flags ask for; applies ``--threads``."""
+    """The device and dtype the flags ask for; applies ``--threads``; under torchrun (WORLD_SIZE
+    set) joins the process group, gloo on CPU and nccl on CUDA, one GPU per process."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
@@ -398,20 +408,39 @@ def setup(args) -> tuple[torch.device, torch.dtype]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: this torch sees no CUDA device (torch.cuda.is_available() is False); use --device cpu or auto")
-    return torch.device(device), getattr(torch, args.dtype)
+    device = torch.device(device)
+    if "WORLD_SIZE" in os.environ and not dist.is_initialized():
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, getattr(torch, args.dtype)
 
 
-def main(argv=None) -> dict:
-    """Runs training; returns the metrics written to metrics.json."""
+def main(argv=None) -> dict | None:
+    """Runs training; returns the metrics written to metrics.json (None in processes other than
+    torchrun's first, which write nothing)."""
     args = parse_args(argv)
     device, dtype = setup(args)
+    try:
+        return _train(args, device, dtype)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args, device, dtype) -> dict | None:
+    # Under torchrun only the first process prints and writes; the others train their share.
+    writer = not dist.is_initialized() or dist.get_rank() == 0
+    say = tqdm.write if writer else (lambda *_: None)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
 
     checkpoint = torch.load(args.resume, map_location=device, weights_only=False) if args.resume else None
     options = dict(activation=args.activation, pooling=args.pooling, c3_connections=args.c3_connections)
     if checkpoint is not None and checkpoint["options"] != options:
-        print(f"resuming: model options from the checkpoint, {checkpoint['options']}")
+        say(f"resuming: model options from the checkpoint, {checkpoint['options']}")
         options = checkpoint["options"]
 
     torch.manual_seed(args.seed)
@@ -428,7 +457,7 @@ def main(argv=None) -> dict:
 
     train_images, train_labels = load_mnist(args.data_root, True, args.train_subset, dtype, device)
     test_images, test_labels = load_mnist(args.data_root, False, args.test_subset, dtype, device)
-    print(
+    say(
         f"LeNet-5 {options}, {first.num_trainable_parameters():,} trainable parameters; impl {args.impl}; "
         f"{len(train_images):,} train / {len(test_images):,} test images; {device}, {args.dtype}; "
         f"{args.optimizer} lr {args.lr} ({args.lr_schedule}), batch {args.batch_size}"
@@ -442,19 +471,22 @@ def main(argv=None) -> dict:
                 for run in runs:
                     finish_epoch(run, len(train_images), test_images, test_labels, args)
                     h = run.history[-1]
-                    tqdm.write(
+                    say(
                         f"epoch {h['epoch']:>2} {IMPL_LABELS[run.impl]:<15} train loss {h['train_loss']:.4f}  "
                         f"test loss {h['test_loss']:.4f}  test acc {h['test_accuracy']:.2f}%  "
                         f"{h['epoch_seconds']:.1f}s ({h['images_per_second']:.0f} img/s)"
                     )
-                save_checkpoint(out / "checkpoint.pt", runs, args)
+                if writer:
+                    save_checkpoint(out / "checkpoint.pt", runs, args)
                 stop.check()
         except KeyboardInterrupt:
             interrupted = True
-            if not stop.aborted:  # an abort may have hit mid-step: keep the last epoch's checkpoint
+            if writer and not stop.aborted:  # an abort may have hit mid-step: keep the last epoch's checkpoint
                 save_checkpoint(out / "checkpoint.pt", runs, args)
-            print(f"\ninterrupted: continue with --resume {out / 'checkpoint.pt'}")
+            say(f"\ninterrupted: continue with --resume {out / 'checkpoint.pt'}")
 
+    if not writer:
+        return None
     comparison = compare(runs) if len(runs) == 2 else None
     write_metrics(out / "metrics.json", runs, args, comparison)
     if all(run.history for run in runs):

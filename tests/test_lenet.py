@@ -197,6 +197,29 @@ def test_train_both_on_real_mnist(tmp_path, script):
 
 
 @needs_mnist
+def test_torchrun_two_processes_match_one(tmp_path, script):
+    """``torchrun --nproc_per_node 2 scripts/train_lenet.py``: each process trains on half of
+    every batch under DistributedDataParallel (gloo), whose averaged gradients are the whole
+    batch's: after 8 steps in float64 the test loss and accuracy equal the single-process
+    run's. Only the first process reports and writes outputs."""
+    import subprocess
+    import sys
+
+    flags = ["--epochs", "1", "--train-subset", "512", "--test-subset", "200", "--dtype", "float64", "--no-progress",
+             "--data-root", str(DATA_ROOT)]
+    single = script.main([*flags, "--out", str(tmp_path / "single")])
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(ROOT / "scripts" / "train_lenet.py"), *flags, "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 1  # the first process alone reports
+    distributed = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    ours, theirs = single["impls"]["ours"][0], distributed["impls"]["ours"][0]
+    assert theirs["test_loss"] == pytest.approx(ours["test_loss"], rel=1e-9)
+    assert theirs["test_accuracy"] == ours["test_accuracy"]
+
+
+@needs_mnist
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, monkeypatch, script):
     """Ctrl-C mid-epoch saves a checkpoint; resuming from it reproduces the uninterrupted run.
     In float64 the two impls' loss curves agree to 1e-6."""
