@@ -23,7 +23,6 @@ the autograd Functions in ``torchconv_impl.autograd`` use them.
 from __future__ import annotations
 
 import torch
-from torch._prims_common import make_channels_last_strides_for, make_contiguous_strides_for
 
 from . import backends
 from ._geometry import ConvGeometry, pool_output_size
@@ -32,22 +31,32 @@ _LIBRARY = torch.library.Library("torchconv", "DEF")
 _GEOMETRY = "int[] stride, int[] padding, int[] dilation, int groups"
 
 
-def _strides(shape, memory_format: torch.memory_format):
+def _strides(shape, memory_format: torch.memory_format) -> tuple[int, ...]:
+    """The strides torch.empty gives ``shape`` in ``memory_format``: row-major over the dims in
+    memory order, NCHW's or (channels_last, channels_last_3d) N·spatial·C; a size 0 counts as 1
+    in the contiguous format, not in the channels-last ones (as torch's own rules)."""
     if memory_format == torch.contiguous_format:
-        return make_contiguous_strides_for(shape)
-    return make_channels_last_strides_for(shape)
+        order, least = list(range(len(shape))), 1  # dims from the outermost in memory
+    else:
+        order, least = [0, *range(2, len(shape)), 1], 0
+    strides, step = [0] * len(shape), 1
+    for dim in reversed(order):
+        strides[dim] = step
+        step *= max(shape[dim], least)
+    return tuple(strides)
 
 
 def _empty(shape, like: torch.Tensor, memory_format: torch.memory_format, dtype=None) -> torch.Tensor:
-    return torch.empty_strided(shape, _strides(shape, memory_format), dtype=dtype or like.dtype, device=like.device)
+    """What a fake implementation returns: an uninitialised tensor of ``shape`` in ``memory_format``."""
+    return torch.empty(shape, dtype=dtype or like.dtype, device=like.device, memory_format=memory_format)
 
 
 def _laid_out(result: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-    """``result`` with the canonical strides of ``memory_format``, copied only if it has others;
-    detached, so that it is a tensor of its own and not a view of a backend's temporary
-    (autograd forbids in-place ops on views created inside a Function)."""
-    if result.stride() != tuple(_strides(result.shape, memory_format)) or result.storage_offset() != 0:
-        result = _empty(result.shape, result, memory_format).copy_(result)
+    """``result`` with the strides ``_empty`` gives, copied only if it has others; detached, so
+    that it is a tensor of its own and not a view of a backend's temporary (autograd forbids
+    in-place ops on views created inside a Function)."""
+    if result.stride() != _strides(result.shape, memory_format) or result.storage_offset() != 0:
+        result = torch.empty(result.shape, dtype=result.dtype, device=result.device, memory_format=memory_format).copy_(result)
     return result.detach()
 
 
@@ -61,8 +70,11 @@ def _define(schema: str):
 
         @torch.compiler.disable  # a backend's real code: never traced, even when eager code calls it from a compiled region
         def laid_out_real(*args):
-            memory_format = args[-2]
-            with torch.autocast(args[0].device.type, enabled=False):  # the caller applied autocast's policy
+            memory_format, device = args[-2], args[0].device.type
+            if torch.is_autocast_enabled(device):
+                with torch.autocast(device, enabled=False):  # the caller applied autocast's policy
+                    result = real(*args)
+            else:
                 result = real(*args)
             if isinstance(result, tuple):
                 return tuple(_laid_out(t, memory_format) for t in result)

@@ -10,3 +10,23 @@ from .dropout import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
+
+
+def _cache_forward_signatures() -> None:
+    """With ``setup_context`` defined, every ``apply`` binds its arguments to ``forward``'s
+    signature, and ``inspect.signature`` rebuilds that signature on each call unless the
+    function carries it as ``__signature__`` — a cost of the same order as a small layer's
+    arithmetic on CPU. Each Function's forward carries it."""
+    import inspect
+
+    from torch.autograd import Function
+
+    pending = list(Function.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith(__name__) and "__signature__" not in vars(cls.forward):
+            cls.forward.__signature__ = inspect.signature(cls.forward)
+
+
+_cache_forward_signatures()

@@ -91,8 +91,15 @@ def resolve(tensor: torch.Tensor) -> str:
     return name
 
 
+_LOADED: dict[str, ModuleType] = {}
+
+
 def load(name: str) -> ModuleType:
-    return importlib.import_module(_MODULES[name])
+    """The backend module ``name``, imported on first use (Triton's import takes seconds)."""
+    module = _LOADED.get(name)
+    if module is None:
+        module = _LOADED[name] = importlib.import_module(_MODULES[name])
+    return module
 
 
 def implementation(backend: str, operation: str):

@@ -26,17 +26,26 @@ def _cast(tensors, dtype):
     )
 
 
+def _autocast_on(tensors) -> str | None:
+    """The device type of the first tensor among ``tensors`` if autocast is on for it, else None
+    (meta tensors, for one, have no autocast)."""
+    device = next((t.device.type for t in tensors if isinstance(t, torch.Tensor)), None)
+    if device is None or not torch.amp.is_autocast_available(device) or not torch.is_autocast_enabled(device):
+        return None
+    return device
+
+
 def lower_precision(*tensors):
     """The operands of a convolution or linear layer: in the autocast dtype when autocast is on."""
-    device = next((t.device.type for t in tensors if isinstance(t, torch.Tensor)), None)
-    if device is None or not torch.is_autocast_enabled(device):
+    device = _autocast_on(tensors)
+    if device is None:
         return tensors
     return _cast(tensors, torch.get_autocast_dtype(device))
 
 
 def float32_for(op: str, *tensors):
     """The operands of ``op``: in float32 when autocast is on and torch runs ``op`` in float32."""
-    device = next((t.device.type for t in tensors if isinstance(t, torch.Tensor)), None)
-    if device is None or not torch.is_autocast_enabled(device) or op not in _FLOAT32.get(device, ()):
+    device = _autocast_on(tensors)
+    if device is None or op not in _FLOAT32.get(device, ()):
         return tensors
     return _cast(tensors, torch.float32)
