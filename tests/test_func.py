@@ -109,3 +109,94 @@ def test_functional_call_on_modules():
     mine = grad(lambda p: functional_call(ours, p, (x,)).square().sum())(params)
     for name in params:
         assert_close(mine[name], theirs[name], msg=name)
+
+
+# Forward mode: each call's tangent against torch's forward-mode AD of the torch.nn twin. Each
+# entry: (call(functional, *tensors), shapes of the tensors, all of which get tangents).
+FORWARD_MODE = {
+    "conv2d": (lambda f, x, w, b: f.conv2d(x, w, b, stride=2, padding=1, groups=2), [(2, 4, 7, 7), (6, 2, 3, 3), (6,)]),
+    "conv_bias_relu": (lambda f, x, w, b: TF.relu(TF.conv2d(x, w, b, padding=1)) if f is TF else f.conv_bias_relu(x, w, b, padding=1),
+                       [(2, 3, 5, 5), (4, 3, 3, 3), (4,)]),
+    "conv_transpose2d": (lambda f, x, w, b: f.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+                         [(2, 3, 4, 4), (3, 2, 3, 3), (2,)]),
+    "conv1d": (lambda f, x, w: f.conv1d(x, w, dilation=2), [(2, 3, 9), (2, 3, 3)]),
+    "max_pool2d": (lambda f, x: f.max_pool2d(x, 3, stride=2, padding=1), [(2, 3, 7, 7)]),
+    "adaptive_max_pool2d": (lambda f, x: f.adaptive_max_pool2d(x, (3, 2)), [(2, 3, 7, 5)]),
+    "avg_pool2d": (lambda f, x: f.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), [(2, 3, 6, 6)]),
+    "adaptive_avg_pool3d": (lambda f, x: f.adaptive_avg_pool3d(x, 2), [(1, 2, 5, 4, 3)]),
+    "linear": (lambda f, x, w, b: f.linear(x, w, b), [(4, 3, 5), (2, 5), (2,)]),
+    "relu": (lambda f, x: f.relu(x), [(3, 4)]),
+    "sigmoid": (lambda f, x: f.sigmoid(x), [(3, 4)]),
+    "tanh": (lambda f, x: f.tanh(x), [(3, 4)]),
+    "cross_entropy": (lambda f, x: f.cross_entropy(x, torch.tensor([0, 2, 1], device=DEVICE)), [(3, 4)]),
+    "cross_entropy_weighted": (lambda f, x: f.cross_entropy(x, torch.tensor([0, 2, 1], device=DEVICE), label_smoothing=0.2,
+                                                            weight=torch.tensor([1.0, 2.0, 0.5, 1.0], dtype=torch.float64, device=DEVICE)),
+                               [(3, 4)]),
+    "cross_entropy_probabilities": (lambda f, x, p: f.cross_entropy(x, p), [(3, 4), (3, 4)]),
+    "mse_loss": (lambda f, x, t: f.mse_loss(x, t), [(3, 4), (3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", list(FORWARD_MODE))
+def test_jvp_matches_torch_forward_mode(name):
+    """torch.func.jvp through our layer — its hand-derived tangent — equals torch's forward-mode
+    AD of the torch.nn twin, with a tangent on every tensor argument (float64)."""
+    call, shapes = FORWARD_MODE[name]
+    primals = tuple(_random(*shape) for shape in shapes)
+    tangents = tuple(_random(*shape) for shape in shapes)
+    ours = torch.func.jvp(lambda *args: call(F, *args), primals, tangents)
+    theirs = torch.func.jvp(lambda *args: call(TF, *args), primals, tangents)
+    assert_close(ours[0], theirs[0])
+    assert_close(ours[1], theirs[1])
+
+
+def test_max_unpool_and_dropout_tangents():
+    """max_unpool2d's tangent is the tangent unpooled at the same indices; dropout's is the
+    tangent times the very mask of the forward (the same seed draws the same mask)."""
+    x, dx = _random(2, 3, 4, 4), _random(2, 3, 4, 4)
+    indices = TF.max_pool2d(_random(2, 3, 8, 8), 2, return_indices=True)[1]
+    ours = torch.func.jvp(lambda x: F.max_unpool2d(x, indices, 2), (x,), (dx,))
+    theirs = torch.func.jvp(lambda x: TF.max_unpool2d(x, indices, 2), (x,), (dx,))
+    assert_close(ours[1], theirs[1])
+    torch.manual_seed(3)
+    output, tangent = torch.func.jvp(lambda x: F.dropout(x, 0.4), (x,), (dx,))
+    scaled_mask = output / x
+    assert ((scaled_mask - 0).abs() < 1e-12).any() and ((scaled_mask - 1 / 0.6).abs() < 1e-12).any()
+    assert_close(tangent, dx * scaled_mask)
+
+
+def test_jacfwd_and_forward_over_reverse():
+    """jacfwd (vmap over jvp) of a small network equals jacrev; and the Hessian of a loss in the
+    first conv's weights by forward-over-reverse (jacfwd of grad: tangents through the backward's
+    own Functions — transposed conv, weight gradient, max pooling's scatter, ReLU's mask)
+    equals torch's."""
+    params = {name: _random(*shape) for name, shape in PARAMS.items()}
+    x = _random(1, 3, 8, 8)
+    network = _network(F)
+    forward = torch.func.jacfwd(lambda x: network(params, x))(x)
+    reverse = torch.func.jacrev(lambda x: network(params, x))(x)
+    assert_close(forward, reverse)
+    t = torch.tensor([1], device=DEVICE)
+
+    def loss(functional):
+        return lambda c1: functional.cross_entropy(_network(functional)({**params, "c1": c1}, x), t)
+
+    ours = torch.func.jacfwd(torch.func.grad(loss(F)))(params["c1"])
+    theirs = torch.func.jacfwd(torch.func.grad(loss(TF)))(params["c1"])
+    assert_close(ours, theirs)
+
+
+def test_compiled_layers_use_the_plain_functions(monkeypatch):
+    """Under torch.compile the Functions run without their jvp (Dynamo cannot trace one): a
+    compiled conv is traced through ``Convolution`` itself, while eager calls go through its
+    ``forward_mode`` twin, which carries the jvp."""
+    from torchconv_impl.autograd import Convolution
+
+    assert "jvp" in vars(Convolution.forward_mode) and "jvp" not in vars(Convolution)
+    x, w = _random(1, 2, 5, 5), _random(3, 2, 3, 3)
+    traced = []
+    compiled = torch.compile(lambda x, w: F.conv2d(x, w), backend=lambda gm, _: traced.append(gm) or gm.forward, fullgraph=True)
+    assert_close(compiled(x, w), TF.conv2d(x, w))
+    assert len(traced) == 1
+    eager = F.conv2d(x, w.requires_grad_())
+    assert type(eager.grad_fn).__name__ == "ConvolutionBackward" and eager.grad_fn._forward_cls is Convolution.forward_mode

@@ -14,10 +14,10 @@ Every backward calls these same Functions, so backward passes are differentiable
 from __future__ import annotations
 
 import torch
-from torch.autograd import Function
 
 from .. import ops
 from .._geometry import ConvGeometry
+from ._function import Function, add_tangents, product_rule
 from ._layout import channels_last_format
 from .activation import ReLUInputGrad
 
@@ -29,6 +29,11 @@ def _spatial_dims(t: torch.Tensor) -> tuple[int, ...]:
 def _bias_grad(grad_output: torch.Tensor) -> torch.Tensor:
     """db[o] = Σ_{n, p} δ[n, o, p]."""
     return grad_output.sum((0, *_spatial_dims(grad_output)))
+
+
+def _per_channel(bias: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """A bias (C,) shaped (C, 1, …, 1) to broadcast over ``like`` (N, C, *S)."""
+    return None if bias is None else bias.view(-1, *(1,) * (like.dim() - 2))
 
 
 def _crop(t: torch.Tensor, size) -> torch.Tensor:
@@ -44,9 +49,8 @@ class Convolution(Function):
     """y = x ⋆ W + b, or y = ReLU(x ⋆ W + b) with ``activation="relu"`` (fused on GPUs).
 
     Backward: δ ← where(y ≤ 0, 0, δ) for the fused ReLU (as ReLU's), then dX = δ ⋆ᵀ W,  dW = x ⋆ δ,  db = Σδ.
+    Forward mode: ẏ = ẋ ⋆ W + x ⋆ Ẇ + ḃ (bilinear in x and W), then masked by [y > 0] for the ReLU.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, weight, bias, geometry: ConvGeometry, backend: str, activation):
@@ -72,15 +76,23 @@ class Convolution(Function):
             grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None
 
+    @staticmethod
+    def tangent(inputs, output, input_tangent, weight_tangent, bias_tangent, *_):
+        input, weight, _, geometry, backend, activation = inputs
+        tangent = add_tangents(
+            product_rule(lambda x, w: Convolution.apply(x, w, None, geometry, backend, None), input, weight, input_tangent, weight_tangent),
+            _per_channel(bias_tangent, output),
+        )
+        return ReLUInputGrad.apply(tangent, output, backend) if activation == "relu" else tangent
+
 
 class ConvolutionTranspose(Function):
     """z = x ⋆ᵀ W + b (the adjoint of Convolution with the same geometry).
 
     Backward: dX = δ ⋆ W (Convolution's forward),  dW = δ ⋆ x (the weight-gradient with the
     roles of input and δ swapped),  db = Σδ.
+    Forward mode: ż = ẋ ⋆ᵀ W + x ⋆ᵀ Ẇ + ḃ.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, weight, bias, geometry: ConvGeometry, output_size, backend: str):
@@ -105,15 +117,20 @@ class ConvolutionTranspose(Function):
             grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None
 
+    @staticmethod
+    def tangent(inputs, output, input_tangent, weight_tangent, bias_tangent, *_):
+        input, weight, _, geometry, output_size, backend = inputs
+        transposed = lambda x, w: ConvolutionTranspose.apply(x, w, None, geometry, output_size, backend)  # noqa: E731
+        return add_tangents(product_rule(transposed, input, weight, input_tangent, weight_tangent), _per_channel(bias_tangent, output))
+
 
 class ConvolutionWeightGrad(Function):
     """dW = x ⋆ δ, as a function of (x, δ) so that it can be differentiated again.
 
     dW is bilinear in x and δ; for an incoming gradient G (shaped like W):
     d/dδ ⟨G, x ⋆ δ⟩ = x ⋆ G  (Convolution),   d/dx ⟨G, x ⋆ δ⟩ = δ ⋆ᵀ G  (ConvolutionTranspose).
+    Forward mode: dẆ = ẋ ⋆ δ + x ⋆ δ̇.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, grad_output, geometry: ConvGeometry, kernel_size, backend: str):
@@ -134,6 +151,12 @@ class ConvolutionWeightGrad(Function):
         if ctx.needs_input_grad[1]:
             grad_grad_output = _crop(Convolution.apply(input, grad_grad_weight, None, geometry, backend, None), grad_output.shape[2:])
         return grad_input, grad_grad_output, None, None, None
+
+    @staticmethod
+    def tangent(inputs, output, input_tangent, grad_output_tangent, *_):
+        input, grad_output, geometry, kernel_size, backend = inputs
+        weight_grad = lambda x, delta: ConvolutionWeightGrad.apply(x, delta, geometry, kernel_size, backend)  # noqa: E731
+        return product_rule(weight_grad, input, grad_output, input_tangent, grad_output_tangent)
 
 
 ops.differentiate_with(

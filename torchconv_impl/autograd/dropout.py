@@ -1,7 +1,8 @@
 """Inverted dropout as an autograd Function: the caller draws the mask, forward and backward share it."""
 from __future__ import annotations
 
-from torch.autograd import Function
+from ._function import Function
+
 
 __all__ = ["Dropout"]
 
@@ -13,9 +14,8 @@ class Dropout(Function):
 
     Backward: dX = δ ⊙ m — the very mask of the forward pass.
     ``inplace`` multiplies x itself and marks it dirty, like torch's dropout_.
+    Forward mode: ẏ = ẋ ⊙ m.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, scaled_mask, inplace: bool):
@@ -35,3 +35,7 @@ class Dropout(Function):
     def backward(ctx, grad_output):
         (scaled_mask,) = ctx.saved_tensors
         return grad_output * scaled_mask, None, None
+
+    @staticmethod
+    def tangent(inputs, output, input_tangent, *_):
+        return input_tangent * inputs[1]

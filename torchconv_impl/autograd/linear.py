@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.autograd import Function
+
+from ._function import Function, add_tangents, product_rule
 
 __all__ = ["Linear"]
 
@@ -17,9 +18,8 @@ class Linear(Function):
         dW = δᵀ x, summed over every leading dim   = Linear(δᵀ, xᵀ) on the rows flattened to (M, ·)
         db = Σ δ over the dims b was broadcast along
     Both products are this same Function, so the backward is differentiable again.
+    Forward mode: ẏ = ẋ Wᵀ + x Ẇᵀ + ḃ.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, weight, bias):
@@ -47,3 +47,9 @@ class Linear(Function):
         if ctx.needs_input_grad[2]:
             grad_bias = grad_output.sum_to_size(ctx.bias_shape)
         return grad_input, grad_weight, grad_bias
+
+    @staticmethod
+    def tangent(inputs, output, input_tangent, weight_tangent, bias_tangent):
+        input, weight, _ = inputs
+        product = lambda x, w: Linear.apply(x, w, None)  # noqa: E731
+        return add_tangents(product_rule(product, input, weight, input_tangent, weight_tangent), bias_tangent)

@@ -6,7 +6,8 @@ for 'mean' a division by the count torch divides by — is left to ``functional.
 from __future__ import annotations
 
 import torch
-from torch.autograd import Function
+
+from ._function import Function, add_tangents
 
 __all__ = ["ClassCrossEntropy", "SoftmaxCrossEntropy", "SquaredError"]
 
@@ -38,9 +39,8 @@ class ClassCrossEntropy(Function):
     Backward (seeds 004): dz = δ · (softmax(z) − onehot(t)), i.e. δ·softmax(z) everywhere,
     then −δ added at each row's target class; ignored rows get none (their δ is dropped, not
     multiplied by zero: a mean over no targets sends δ = ∞, and torch gives them zero).
+    Forward mode: ℓ̇ = ⟨softmax(z), ż⟩ − ż_t, and 0 for ignored rows.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(logits, target, active):
@@ -59,6 +59,12 @@ class ClassCrossEntropy(Function):
         grad_logits = log_softmax(logits).exp() * delta
         return grad_logits.scatter_add(1, target.unsqueeze(1), -delta), None, None
 
+    @staticmethod
+    def tangent(inputs, output, logits_tangent, *_):
+        logits, target, active = inputs
+        expected = (log_softmax(logits).exp() * logits_tangent).sum(-1)
+        return (expected - logits_tangent.gather(1, target.unsqueeze(1)).squeeze(1)).where(active, 0)
+
 
 class SoftmaxCrossEntropy(Function):
     """ℓᵢ = −Σₖ qᵢₖ log softmax(zᵢ)ₖ for logits z (M, C) and target weights q (M, C).
@@ -75,9 +81,8 @@ class SoftmaxCrossEntropy(Function):
     have q = 0 and get no gradient at all: their δ is dropped rather than multiplied by zero,
     because a mean over zero targets sends δ = ∞, and torch gives those rows a zero gradient.
     The backward is written in differentiable tensor ops on the saved inputs (double backward).
+    Forward mode: ℓ̇ = s·⟨softmax(z), ż⟩ − ⟨q, ż⟩ − ⟨q̇, log softmax(z)⟩.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(logits, target_weights, active):
@@ -101,15 +106,25 @@ class SoftmaxCrossEntropy(Function):
             grad_target_weights = -delta * log_probs
         return grad_logits, grad_target_weights, None
 
+    @staticmethod
+    def tangent(inputs, output, logits_tangent, target_weights_tangent, _):
+        logits, target_weights, _ = inputs
+        log_probs = log_softmax(logits)
+        through_logits = through_targets = None
+        if logits_tangent is not None:
+            target_mass = target_weights.sum(-1)
+            through_logits = target_mass * (log_probs.exp() * logits_tangent).sum(-1) - (target_weights * logits_tangent).sum(-1)
+        if target_weights_tangent is not None:  # a class with no tangent adds nothing, even at log p = −∞
+            through_targets = -torch.where(target_weights_tangent != 0, target_weights_tangent * log_probs, 0).sum(-1)
+        return add_tangents(through_logits, through_targets)
+
 
 class SquaredError(Function):
     """eᵢ = (xᵢ − tᵢ)² for x and t of one shape.
 
     Backward: dx = 2(x − t) ⊙ δ,  dt = −2(x − t) ⊙ δ  (the seeds' Euclidean loss ½‖y − t‖², δ = y − t,
-    without the ½).
+    without the ½). Forward mode: ė = 2(x − t) ⊙ (ẋ − ṫ).
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, target):
@@ -127,3 +142,9 @@ class SquaredError(Function):
         grad_input = grad_difference if ctx.needs_input_grad[0] else None
         grad_target = -grad_difference if ctx.needs_input_grad[1] else None
         return grad_input, grad_target
+
+    @staticmethod
+    def tangent(inputs, output, input_tangent, target_tangent):
+        input, target = inputs
+        difference_tangent = add_tangents(input_tangent, None if target_tangent is None else -target_tangent)
+        return 2 * (input - target) * difference_tangent

@@ -11,6 +11,10 @@ forward, so its backward is linear in δ and independent of x. The backward of t
 adjoint is the scatter-add again. Average pooling's backward is the adjoint of its forward and
 vice versa. Every backward calls these Functions, so gradgradcheck passes.
 
+Forward mode: every Function here but max pooling is linear in its first input, so its tangent
+is the Function applied to that input's tangent (``_linear_tangent``). Max pooling's tangent is
+the input's tangent read at the argmax: ẏ[p] = ẋ[indices[p]], a gather (MaxUnpoolInputGrad).
+
 Layouts follow torch: results and gradients of 2-d pooling are channels_last when the input
 is; of 3-d pooling, only max pooling keeps channels_last_3d (torch's other 3-d pools return
 contiguous tensors). The index-routing Functions take that layout as ``memory_format``.
@@ -18,9 +22,9 @@ contiguous tensors). The index-routing Functions take that layout as ``memory_fo
 from __future__ import annotations
 
 import torch
-from torch.autograd import Function
 
 from .. import ops
+from ._function import Function
 from ._layout import channels_last_format
 
 
@@ -30,6 +34,25 @@ def _route_to_argmax(ctx, grad_output) -> torch.Tensor | None:
         return None
     (indices,) = ctx.saved_tensors
     return MaxPoolInputGrad.apply(grad_output, indices, ctx.input_size, ctx.memory_format, ctx.backend)
+
+
+def _linear_tangent(function):
+    """The ``tangent`` of a Function linear in its first input: itself applied to that input's tangent."""
+
+    def tangent(inputs, output, first_tangent, *_):
+        return None if first_tangent is None else function.apply(first_tangent, *inputs[1:])
+
+    return staticmethod(tangent)
+
+
+def _argmax_tangent(memory_format):
+    """Max pooling's ``tangent``: (ẋ at the saved argmax, no tangent for the indices)."""
+
+    def tangent(inputs, outputs, input_tangent, *_):
+        input, backend, (_, indices) = inputs[0], inputs[-1], outputs
+        return MaxUnpoolInputGrad.apply(input_tangent, indices, memory_format(input), backend), None
+
+    return staticmethod(tangent)
 
 
 def _save_argmax(ctx, input, indices, memory_format, backend) -> None:
@@ -44,8 +67,6 @@ def _save_argmax(ctx, input, indices, memory_format, backend) -> None:
 
 class MaxPool(Function):
     """(y, indices) = max pooling of x.   Backward: dX = Σ_p δ[p] at indices[p]."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, kernel_size, stride, padding, dilation, ceil_mode, backend):
@@ -63,8 +84,6 @@ class MaxPool(Function):
 
 class AdaptiveMaxPool(Function):
     """(y, indices) = max over torch's adaptive windows.   Backward: as MaxPool."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, output_size, backend):
@@ -86,8 +105,6 @@ class MaxPoolInputGrad(Function):
     Linear in δ; its backward, for an incoming G shaped like dX: dδ[p] = G[indices[p]] (gather).
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(grad_output, indices, input_size, memory_format, backend):
         return ops.max_pool_backward(grad_output, indices, input_size, memory_format, backend)
@@ -105,8 +122,6 @@ class MaxPoolInputGrad(Function):
 
 class MaxUnpool(Function):
     """z = zeros of ``output_size`` with z[indices[p]] = x[p].   Backward: dX[p] = δ[indices[p]]."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, indices, output_size, backend):
@@ -128,8 +143,6 @@ class MaxUnpool(Function):
 class MaxUnpoolInputGrad(Function):
     """dX[p] = δ[indices[p]] (gather).   Backward (its adjoint): scatter-add, MaxPoolInputGrad."""
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(grad_output, indices, memory_format, backend):
         return ops.max_unpool_backward(grad_output, indices, memory_format, backend)
@@ -149,8 +162,6 @@ class MaxUnpoolInputGrad(Function):
 
 class AvgPool(Function):
     """y[p] = Σ_{window p} x_pad / divisor[p].   Backward: δ[p]/divisor[p] spread over window p."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
@@ -176,8 +187,6 @@ class AvgPoolInputGrad(Function):
     ``input_size`` has δ's shape again.
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(grad_output, input_size, memory_format, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
         return ops.avg_pool_backward(
@@ -196,8 +205,6 @@ class AvgPoolInputGrad(Function):
 class AdaptiveAvgPool(Function):
     """y = x ×_d A_d.   Backward: dX = δ ×_d A_dᵀ."""
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(input, output_size, backend):
         return ops.adaptive_avg_pool_forward(input, output_size, channels_last_format(input, include_3d=False), backend)
@@ -215,8 +222,6 @@ class AdaptiveAvgPool(Function):
 class AdaptiveAvgPoolInputGrad(Function):
     """dX = δ ×_d A_dᵀ.   Backward: G ×_d A_d, the forward (transposing back)."""
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(grad_output, input_size, memory_format, backend):
         return ops.adaptive_avg_pool_backward(grad_output, input_size, memory_format, backend)
@@ -229,6 +234,12 @@ class AdaptiveAvgPoolInputGrad(Function):
     @staticmethod
     def backward(ctx, grad_grad_input):
         return AdaptiveAvgPool.apply(grad_grad_input, ctx.output_size, ctx.backend), None, None, None
+
+
+MaxPool.tangent = _argmax_tangent(channels_last_format)
+AdaptiveMaxPool.tangent = _argmax_tangent(lambda input: channels_last_format(input, include_3d=False))
+for _linear in (MaxPoolInputGrad, MaxUnpool, MaxUnpoolInputGrad, AvgPool, AvgPoolInputGrad, AdaptiveAvgPool, AdaptiveAvgPoolInputGrad):
+    _linear.tangent = _linear_tangent(_linear)
 
 
 ops.differentiate_with(
