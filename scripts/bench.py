@@ -3,12 +3,18 @@
     python scripts/bench.py                       # CPU: reference backend vs torch's CPU kernels
     python scripts/bench.py --device cuda         # GPU: Triton backend vs cuDNN (cudnn.benchmark on)
     python scripts/bench.py --device cuda --dtype bfloat16 --channels-last --out bench_results
+    python scripts/bench.py --compile --threads 1   # + eager vs torch.compile (Inductor), ours and torch
 
 Each case is timed per phase — forward, input-gradient, weight-gradient, forward+backward —
 for torch and for ours on the same tensors. Printed: milliseconds, achieved TFLOP/s (conv) or
 GB/s (pooling), and the ratio torch time / our time (> 1: we are faster). ``--out`` also
 writes results.json, results.csv and a ratio plot. Timing: median of repeats after warm-up;
 on CUDA with device events (triton.testing.do_bench).
+
+``--compile`` adds a table of whole models, eager against ``torch.compile`` (Inductor), for ours
+and for torch.nn in the same run: LeNet-5's training step (batch 64) and a converted
+torchvision resnet18's inference (batch 8, 112²). The four variants are timed in turns, the
+median of each kept; eager ours against eager ours again gives the harness's own spread.
 """
 from __future__ import annotations
 
@@ -143,6 +149,61 @@ def make_runner(case, impl, device, dtype, channels_last):
     }, ("TFLOP/s", flops)
 
 
+def compile_cases(device, dtype):
+    """{model: {variant: zero-argument callable}}, variants ours/torch × eager/compiled."""
+    import torchvision
+
+    from torchconv_impl.models import LeNet5
+
+    def lenet_step(impl, compiled):
+        model = LeNet5(activation="relu", pooling="max", impl=impl).to(device, dtype)
+        x, t = torch.randn(64, 1, 32, 32, device=device, dtype=dtype), torch.randint(10, (64,), device=device)
+        F = ours_F if impl == "ours" else torch_F
+        loss = lambda: F.cross_entropy(model(x), t)  # noqa: E731
+        loss = torch.compile(loss) if compiled else loss
+
+        def step():
+            model.zero_grad(set_to_none=True)
+            loss().backward()
+        return step
+
+    def resnet_inference(impl, compiled):
+        torch.manual_seed(0)
+        model = torchvision.models.resnet18(num_classes=10).to(device, dtype).eval()
+        model = torchconv_impl.convert(model) if impl == "ours" else model
+        x = torch.randn(8, 3, 112, 112, device=device, dtype=dtype)
+        forward = torch.compile(model) if compiled else model
+        return lambda: forward(x)
+
+    cases = {}
+    for name, build in (("LeNet-5 training step b64", lenet_step), ("resnet18 inference b8 112²", resnet_inference)):
+        cases[name] = {f"{impl} {mode}": build(impl, mode == "compiled") for impl in ("ours", "torch") for mode in ("eager", "compiled")}
+        cases[name]["ours eager again"] = cases[name]["ours eager"]
+    return cases
+
+
+def run_compile_table(device, dtype, repeats):
+    print(f"\n{'model':28s} {'variant':17s} {'median ms':>10s}")
+    for name, variants in compile_cases(device, dtype).items():
+        for fn in variants.values():  # compile and warm up every variant first
+            for _ in range(3):
+                fn()
+        times = {variant: [] for variant in variants}
+        for _ in range(repeats):  # in turns, so that load changes hit every variant alike
+            for variant, fn in variants.items():
+                start = time.perf_counter()
+                fn()
+                times[variant].append(time.perf_counter() - start)
+        median = {variant: statistics.median(t) * 1e3 for variant, t in times.items()}
+        for variant in variants:
+            print(f"{name:28s} {variant:17s} {median[variant]:10.2f}")
+        print(f"{name:28s} ours/torch eager {median['ours eager'] / median['torch eager']:.2f}, "
+              f"compiled {median['ours compiled'] / median['torch compiled']:.2f}; "
+              f"ours eager/compiled {median['ours eager'] / median['ours compiled']:.2f}, "
+              f"torch {median['torch eager'] / median['torch compiled']:.2f}; "
+              f"self-vs-self spread {median['ours eager again'] / median['ours eager']:.2f}")
+
+
 def timer(device, repeats):
     if device.type == "cuda":
         import triton.testing
@@ -171,6 +232,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=7, help="CPU repeats per measurement (median)")
     parser.add_argument("--only", default="", help="run only cases whose name contains this text")
     parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png")
+    parser.add_argument("--compile", action="store_true", help="also time whole models eager vs torch.compile")
     args = parser.parse_args()
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -206,8 +268,11 @@ def main():
         ratios = [r["ratio"] for r in rows if r["phase"] == phase]
         if ratios:
             print(f"geometric mean torch/ours, {phase}: {math.exp(statistics.fmean(map(math.log, ratios))):.2f}")
-    if args.out:
+    if args.out and rows:
         write_results(args.out, meta, rows)
+    if args.compile:
+        with torchconv_impl.use_backend(args.backend):
+            run_compile_table(device, dtype, max(args.repeats, 7))
 
 
 def write_results(out, meta, rows):

@@ -186,10 +186,10 @@ def test_jacfwd_and_forward_over_reverse():
     assert_close(ours, theirs)
 
 
-def test_compiled_layers_use_the_plain_functions(monkeypatch):
-    """Under torch.compile the Functions run without their jvp (Dynamo cannot trace one): a
-    compiled conv is traced through ``Convolution`` itself, while eager calls go through its
-    ``forward_mode`` twin, which carries the jvp."""
+def test_forward_mode_twin_only_where_tangents_flow():
+    """The Functions' jvp lives on a ``forward_mode`` twin, used in eager mode when forward-mode
+    AD is on (a dual level or torch.func.jvp); plain eager calls and torch.compile (Dynamo cannot
+    trace a jvp) use the Function itself, and the compiled conv is one graph without a break."""
     from torchconv_impl.autograd import Convolution
 
     assert "jvp" in vars(Convolution.forward_mode) and "jvp" not in vars(Convolution)
@@ -198,5 +198,9 @@ def test_compiled_layers_use_the_plain_functions(monkeypatch):
     compiled = torch.compile(lambda x, w: F.conv2d(x, w), backend=lambda gm, _: traced.append(gm) or gm.forward, fullgraph=True)
     assert_close(compiled(x, w), TF.conv2d(x, w))
     assert len(traced) == 1
-    eager = F.conv2d(x, w.requires_grad_())
-    assert type(eager.grad_fn).__name__ == "ConvolutionBackward" and eager.grad_fn._forward_cls is Convolution.forward_mode
+    assert F.conv2d(x, w.requires_grad_()).grad_fn._forward_cls is Convolution
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(x, torch.ones_like(x))
+        output = F.conv2d(dual, w)
+        assert output.grad_fn._forward_cls is Convolution.forward_mode
+        assert_close(torch.autograd.forward_ad.unpack_dual(output).tangent, TF.conv2d(torch.ones_like(x), w))

@@ -60,6 +60,37 @@ def _laid_out(result: torch.Tensor, memory_format: torch.memory_format) -> torch
     return result.detach()
 
 
+class _Operator:
+    """A registered operator, called as a function. ``overload`` is torch's handle on it (what
+    tracing records); ``real`` its real implementation.
+
+    On plain tensors in plain eager mode — autograd off (the Functions call operators from their
+    forward and backward), no tracing, no fake or functorch tensors, no dispatch mode — the call
+    goes to ``real`` directly, which is where the dispatcher would send it: its Python layers
+    (the autograd formula's wrapper, the guard against Dynamo) cost about as much as a small
+    layer's arithmetic on CPU. Every other call goes through the dispatcher."""
+
+    def __init__(self, overload, real):
+        self.overload, self.real = overload, real
+
+    def __call__(self, *args):
+        if _plain_eager(args):
+            return self.real(*args)
+        return self.overload(*args)
+
+
+def _plain_eager(args) -> bool:
+    if (
+        torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+        or torch._C._functorch.peek_interpreter_stack() is not None
+    ):
+        return False
+    return all(type(arg) in _PLAIN_TENSORS and not arg.is_meta for arg in args if isinstance(arg, torch.Tensor))
+
+
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
 def _define(schema: str):
     """Defines ``torchconv::<schema>``; the decorated function is the real implementation
     (its results laid out in the ``memory_format`` argument's strides). Returns the operator."""
@@ -68,7 +99,6 @@ def _define(schema: str):
         name = schema.split("(", 1)[0]
         _LIBRARY.define(schema)
 
-        @torch.compiler.disable  # a backend's real code: never traced, even when eager code calls it from a compiled region
         def laid_out_real(*args):
             memory_format, device = args[-2], args[0].device.type
             if torch.is_autocast_enabled(device):
@@ -80,15 +110,16 @@ def _define(schema: str):
                 return tuple(_laid_out(t, memory_format) for t in result)
             return _laid_out(result, memory_format)
 
-        _LIBRARY.impl(name, laid_out_real, "CompositeExplicitAutograd")
-        return getattr(torch.ops.torchconv, name).default
+        # A backend's real code is never traced, even when eager code calls it from a compiled region.
+        _LIBRARY.impl(name, torch.compiler.disable(laid_out_real), "CompositeExplicitAutograd")
+        return _Operator(getattr(torch.ops.torchconv, name).default, laid_out_real)
 
     return decorate
 
 
-def _fake(operator):
+def _fake(operator: _Operator):
     """Decorates ``operator``'s fake implementation: shapes, dtypes and strides only."""
-    return torch.library.register_fake(operator, lib=_LIBRARY)
+    return torch.library.register_fake(operator.overload, lib=_LIBRARY)
 
 
 def _geometry(stride, padding, dilation, groups) -> ConvGeometry:
@@ -318,7 +349,7 @@ def differentiate_with(operator, function, function_inputs) -> None:
                 operator_grads[i] = grad
         return tuple(operator_grads)
 
-    torch.library.register_autograd(operator, backward, setup_context=setup_context, lib=_LIBRARY)
+    torch.library.register_autograd(operator.overload, backward, setup_context=setup_context, lib=_LIBRARY)
 
 
 # Batching rules (torch.func.vmap) -------------------------------------------------------------
@@ -347,7 +378,7 @@ def _fold_into_batch(operator, tensor_positions):
             return tuple(map(unfold, result)), (0,) * len(result)
         return unfold(result), 0
 
-    torch.library.register_vmap(operator, rule, lib=_LIBRARY)
+    torch.library.register_vmap(operator.overload, rule, lib=_LIBRARY)
 
 
 def _channels_per_sample(tensor, dim, batch_size):
@@ -408,9 +439,9 @@ def _conv_weight_grad_rule(info, in_dims, input, grad_output, kernel_size, strid
     return grad.unflatten(0, (batch_size, -1)), 0
 
 
-torch.library.register_vmap(_conv_forward, _conv_forward_rule, lib=_LIBRARY)
-torch.library.register_vmap(_conv_input_grad, _conv_input_grad_rule, lib=_LIBRARY)
-torch.library.register_vmap(_conv_weight_grad, _conv_weight_grad_rule, lib=_LIBRARY)
+torch.library.register_vmap(_conv_forward.overload, _conv_forward_rule, lib=_LIBRARY)
+torch.library.register_vmap(_conv_input_grad.overload, _conv_input_grad_rule, lib=_LIBRARY)
+torch.library.register_vmap(_conv_weight_grad.overload, _conv_weight_grad_rule, lib=_LIBRARY)
 _fold_into_batch(max_pool_forward, [0])
 _fold_into_batch(adaptive_max_pool_forward, [0])
 _fold_into_batch(max_pool_backward, [0, 1])
@@ -428,4 +459,4 @@ def _relu_input_grad_rule(info, in_dims, grad_output, output, memory_format, bac
     return relu_input_grad(grad_output, output, memory_format, backend), 0
 
 
-torch.library.register_vmap(relu_input_grad, _relu_input_grad_rule, lib=_LIBRARY)
+torch.library.register_vmap(relu_input_grad.overload, _relu_input_grad_rule, lib=_LIBRARY)

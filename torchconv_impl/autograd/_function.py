@@ -9,9 +9,12 @@ A layer's Function states (all static, in ``setup_context`` form, which torch.fu
 
 ``tangent`` is torch's ``jvp`` given the forward's inputs and output instead of a ctx. Dynamo
 (torch.compile) cannot trace a Function that defines ``jvp``, so ``jvp`` lives on a twin
-subclass, ``forward_mode``, made here for each Function; ``apply`` runs the twin in eager mode
-and the plain Function while compiling. Forward-mode AD (torch.func.jvp, jacfwd) therefore works
-in eager mode, and compiled graphs train in reverse mode only.
+subclass, ``forward_mode``, made here for each Function; ``apply`` runs the twin when
+forward-mode AD is on (``torch.autograd.forward_ad`` or a torch.func transform such as jvp),
+outside torch.compile, and the plain Function otherwise (keeping tangents costs time). Forward
+mode (torch.func.jvp, jacfwd) therefore works in eager mode; compiled graphs take reverse mode.
+With autograd off and no tangent to carry (inference, a backward pass that is not itself
+differentiated), ``apply`` runs ``forward`` alone: there is no graph node to build.
 
 Every Function also sets ``generate_vmap_rule``: under torch.func.vmap its forward, backward and
 tangent run on batched tensors, which the operators (``torchconv_impl.ops``) batch with rules of
@@ -22,6 +25,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+from torch.autograd import forward_ad
 
 
 class Function(torch.autograd.Function):
@@ -31,9 +35,8 @@ class Function(torch.autograd.Function):
         super().__init_subclass__(**kwargs)
         if "forward" not in vars(cls):  # the forward_mode twin below
             return
-        # Every apply binds its arguments to forward's signature (setup_context form), and
-        # inspect rebuilds a signature on each call unless the function carries it: a cost of
-        # the order of a small layer's arithmetic on CPU.
+        # In setup_context form every apply binds its arguments to forward's signature, and
+        # inspect rebuilds that signature on each call unless the function carries it.
         cls.forward.__signature__ = inspect.signature(cls.forward)
         cls.forward_mode = type(cls.__name__, (cls,), {
             "__module__": cls.__module__,
@@ -47,11 +50,22 @@ class Function(torch.autograd.Function):
     def apply(cls, *args):
         if torch.compiler.is_compiling():
             return super().apply(*args)
-        return cls.forward_mode.apply(*args)
+        if _forward_mode_on():
+            return cls.forward_mode.apply(*args)
+        if not torch.is_grad_enabled():
+            # Nothing to record (inference, or a backward pass not itself differentiated): the
+            # Function is its forward, without the cost of a graph node.
+            return cls.forward(*args)
+        return super().apply(*args)
 
     @staticmethod
     def tangent(inputs, output, *input_tangents):
         raise NotImplementedError("this Function states no forward-mode derivative")
+
+
+def _forward_mode_on() -> bool:
+    """Whether a tangent may be asked for: a forward-AD dual level or a torch.func transform is active."""
+    return forward_ad._current_level >= 0 or torch._C._functorch.peek_interpreter_stack() is not None
 
 
 def _setup_context_with_tangent(setup_context):
