@@ -19,10 +19,11 @@ setup(
         "torchconv_impl.triton_kernels",
     ],
     package_dir={"torchconv_impl.triton_kernels": "triton_kernels"},
-    install_requires=["torch>=2.4", "numpy>=1.24"],
+    # torch.library.register_fake / register_autograd (2.4) and register_vmap (2.5) define the operators.
+    install_requires=["torch>=2.5", "numpy>=1.24"],
     extras_require={
         "triton": ["triton>=3.0"],
-        "train": ["torchvision>=0.19", "tqdm>=4.60", "matplotlib>=3.6"],
-        "test": ["pytest>=7", "torchvision>=0.19", "tqdm>=4.60", "matplotlib>=3.6", "triton>=3.0; platform_system == 'Linux'"],
+        "train": ["torchvision>=0.20", "tqdm>=4.60", "matplotlib>=3.6"],
+        "test": ["pytest>=7", "torchvision>=0.20", "tqdm>=4.60", "matplotlib>=3.6", "triton>=3.0; platform_system == 'Linux'"],
     },
 )
