@@ -122,11 +122,14 @@ def _fake(operator: _Operator):
     return torch.library.register_fake(operator.overload, lib=_LIBRARY)
 
 
-def _geometry(stride, padding, dilation, groups) -> ConvGeometry:
+def unflatten_geometry(stride, padding, dilation, groups) -> ConvGeometry:
+    """The ConvGeometry of an operator's geometry arguments (``flatten_geometry``'s inverse)."""
     return ConvGeometry(tuple(stride), tuple(zip(padding[::2], padding[1::2])), tuple(dilation), groups)
 
 
-def _flat(geometry: ConvGeometry):
+def flatten_geometry(geometry: ConvGeometry):
+    """A geometry as the operators' int-list arguments: stride, padding as (lo₀, hi₀, lo₁, hi₁, …),
+    dilation, groups."""
     return list(geometry.stride), [p for pair in geometry.padding for p in pair], list(geometry.dilation), geometry.groups
 
 
@@ -135,54 +138,54 @@ def _flat(geometry: ConvGeometry):
 
 @_define(f"conv_forward(Tensor input, Tensor weight, Tensor? bias, {_GEOMETRY}, str? activation, "
          "MemoryFormat memory_format, str backend) -> Tensor")
-def _conv_forward(input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend):
-    geometry = _geometry(stride, padding, dilation, groups)
+def conv_forward_operator(input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend):
+    geometry = unflatten_geometry(stride, padding, dilation, groups)
     return backends.implementation(backend, "conv_forward")(input, weight, bias, geometry, activation)
 
 
-@_fake(_conv_forward)
+@_fake(conv_forward_operator)
 def _(input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend):
-    output_size = _geometry(stride, padding, dilation, groups).output_size(input.shape[2:], weight.shape[2:])
+    output_size = unflatten_geometry(stride, padding, dilation, groups).output_size(input.shape[2:], weight.shape[2:])
     return _empty((input.shape[0], weight.shape[0], *output_size), input, memory_format)
 
 
 @_define(f"conv_input_grad(Tensor grad_output, Tensor weight, SymInt[] input_size, Tensor? bias, {_GEOMETRY}, "
          "MemoryFormat memory_format, str backend) -> Tensor")
-def _conv_input_grad(grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend):
-    geometry = _geometry(stride, padding, dilation, groups)
+def conv_input_grad_operator(grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend):
+    geometry = unflatten_geometry(stride, padding, dilation, groups)
     return backends.implementation(backend, "conv_input_grad")(grad_output, weight, tuple(input_size), bias, geometry)
 
 
-@_fake(_conv_input_grad)
+@_fake(conv_input_grad_operator)
 def _(grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend):
     return _empty((grad_output.shape[0], weight.shape[1] * groups, *input_size), grad_output, memory_format)
 
 
 @_define(f"conv_weight_grad(Tensor input, Tensor grad_output, SymInt[] kernel_size, {_GEOMETRY}, "
          "MemoryFormat memory_format, str backend) -> Tensor")
-def _conv_weight_grad(input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend):
-    geometry = _geometry(stride, padding, dilation, groups)
+def conv_weight_grad_operator(input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend):
+    geometry = unflatten_geometry(stride, padding, dilation, groups)
     return backends.implementation(backend, "conv_weight_grad")(input, grad_output, tuple(kernel_size), geometry)
 
 
-@_fake(_conv_weight_grad)
+@_fake(conv_weight_grad_operator)
 def _(input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend):
     return _empty((grad_output.shape[1], input.shape[1] // groups, *kernel_size), input, memory_format)
 
 
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation, memory_format, backend: str):
     """y = x ⋆ W + b (then ReLU with ``activation="relu"``)."""
-    return _conv_forward(input, weight, bias, *_flat(geometry), activation, memory_format, backend)
+    return conv_forward_operator(input, weight, bias, *flatten_geometry(geometry), activation, memory_format, backend)
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry, memory_format, backend: str):
     """dX = δ ⋆ᵀ W (+ b): the transposed convolution onto an input of spatial ``input_size``."""
-    return _conv_input_grad(grad_output, weight, list(input_size), bias, *_flat(geometry), memory_format, backend)
+    return conv_input_grad_operator(grad_output, weight, list(input_size), bias, *flatten_geometry(geometry), memory_format, backend)
 
 
 def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry, backend: str):
     """dW = x ⋆ δ, a kernel of spatial ``kernel_size``."""
-    return _conv_weight_grad(input, grad_output, list(kernel_size), *_flat(geometry), torch.contiguous_format, backend)
+    return conv_weight_grad_operator(input, grad_output, list(kernel_size), *flatten_geometry(geometry), torch.contiguous_format, backend)
 
 
 # Pooling -------------------------------------------------------------------------------------
@@ -401,11 +404,11 @@ def _conv_forward_rule(info, in_dims, input, weight, bias, stride, padding, dila
     batch_size, (input_dim, weight_dim, bias_dim) = info.batch_size, in_dims[:3]
     if weight_dim is None and bias_dim is None:
         x = _batch_first(input, input_dim, batch_size)
-        output = _conv_forward(x.flatten(0, 1), weight, bias, stride, padding, dilation, groups, activation, memory_format, backend)
+        output = conv_forward_operator(x.flatten(0, 1), weight, bias, stride, padding, dilation, groups, activation, memory_format, backend)
         return output.unflatten(0, (batch_size, -1)), 0
     if bias is not None and bias_dim is None:
         bias_dim, bias = 0, bias.expand(batch_size, *bias.shape)
-    output = _conv_forward(
+    output = conv_forward_operator(
         _channels_per_sample(input, input_dim, batch_size), _stacked(weight, weight_dim, batch_size), _stacked(bias, bias_dim, batch_size),
         stride, padding, dilation, groups * batch_size, activation, memory_format, backend,
     )
@@ -417,11 +420,11 @@ def _conv_input_grad_rule(info, in_dims, grad_output, weight, input_size, bias, 
     batch_size, (grad_dim, weight_dim), bias_dim = info.batch_size, in_dims[:2], in_dims[3]
     if weight_dim is None and bias_dim is None:
         delta = _batch_first(grad_output, grad_dim, batch_size)
-        grad = _conv_input_grad(delta.flatten(0, 1), weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend)
+        grad = conv_input_grad_operator(delta.flatten(0, 1), weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend)
         return grad.unflatten(0, (batch_size, -1)), 0
     if bias is not None and bias_dim is None:
         bias_dim, bias = 0, bias.expand(batch_size, *bias.shape)
-    grad = _conv_input_grad(
+    grad = conv_input_grad_operator(
         _channels_per_sample(grad_output, grad_dim, batch_size), _stacked(weight, weight_dim, batch_size), input_size,
         _stacked(bias, bias_dim, batch_size), stride, padding, dilation, groups * batch_size, memory_format, backend,
     )
@@ -432,16 +435,16 @@ def _conv_weight_grad_rule(info, in_dims, input, grad_output, kernel_size, strid
     """dW_b = x_b ⋆ δ_b for each vmapped b: one grouped weight gradient over B·G groups, whose
     (B·O, C/G, *k) result is the B kernels stacked — per-sample gradients in one call."""
     batch_size = info.batch_size
-    grad = _conv_weight_grad(
+    grad = conv_weight_grad_operator(
         _channels_per_sample(input, in_dims[0], batch_size), _channels_per_sample(grad_output, in_dims[1], batch_size),
         kernel_size, stride, padding, dilation, groups * batch_size, memory_format, backend,
     )
     return grad.unflatten(0, (batch_size, -1)), 0
 
 
-torch.library.register_vmap(_conv_forward.overload, _conv_forward_rule, lib=_LIBRARY)
-torch.library.register_vmap(_conv_input_grad.overload, _conv_input_grad_rule, lib=_LIBRARY)
-torch.library.register_vmap(_conv_weight_grad.overload, _conv_weight_grad_rule, lib=_LIBRARY)
+torch.library.register_vmap(conv_forward_operator.overload, _conv_forward_rule, lib=_LIBRARY)
+torch.library.register_vmap(conv_input_grad_operator.overload, _conv_input_grad_rule, lib=_LIBRARY)
+torch.library.register_vmap(conv_weight_grad_operator.overload, _conv_weight_grad_rule, lib=_LIBRARY)
 _fold_into_batch(max_pool_forward, [0])
 _fold_into_batch(adaptive_max_pool_forward, [0])
 _fold_into_batch(max_pool_backward, [0, 1])

@@ -160,17 +160,17 @@ class ConvolutionWeightGrad(Function):
 
 
 ops.differentiate_with(
-    ops._conv_forward, Convolution,
+    ops.conv_forward_operator, Convolution,
     lambda input, weight, bias, stride, padding, dilation, groups, activation, memory_format, backend:
-        (input, weight, bias, ops._geometry(stride, padding, dilation, groups), backend, activation),
+        (input, weight, bias, ops.unflatten_geometry(stride, padding, dilation, groups), backend, activation),
 )
 ops.differentiate_with(
-    ops._conv_input_grad, ConvolutionTranspose,
+    ops.conv_input_grad_operator, ConvolutionTranspose,
     lambda grad_output, weight, input_size, bias, stride, padding, dilation, groups, memory_format, backend:
-        (grad_output, weight, bias, ops._geometry(stride, padding, dilation, groups), input_size, backend),
+        (grad_output, weight, bias, ops.unflatten_geometry(stride, padding, dilation, groups), input_size, backend),
 )
 ops.differentiate_with(
-    ops._conv_weight_grad, ConvolutionWeightGrad,
+    ops.conv_weight_grad_operator, ConvolutionWeightGrad,
     lambda input, grad_output, kernel_size, stride, padding, dilation, groups, memory_format, backend:
-        (input, grad_output, ops._geometry(stride, padding, dilation, groups), kernel_size, backend),
+        (input, grad_output, ops.unflatten_geometry(stride, padding, dilation, groups), kernel_size, backend),
 )
