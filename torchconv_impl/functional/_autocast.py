@@ -30,7 +30,8 @@ def _autocast_on(tensors) -> str | None:
     """The device type of the first tensor among ``tensors`` if autocast is on for it, else None
     (meta tensors, for one, have no autocast)."""
     device = next((t.device.type for t in tensors if isinstance(t, torch.Tensor)), None)
-    if device is None or not torch.amp.is_autocast_available(device) or not torch.is_autocast_enabled(device):
+    # (A plain comparison: torch.compile of torch 2.11 cannot trace torch.amp.is_autocast_available.)
+    if device is None or device == "meta" or not torch.is_autocast_enabled(device):
         return None
     return device
 
