@@ -102,6 +102,16 @@ def block(pid, BLOCK: tl.constexpr, INT64: tl.constexpr):
 
 
 @triton.jit
+def trips(n):
+    """``n`` as a ``range`` bound: compiled, ``n``; interpreted, its Python int. The interpreter
+    holds a scalar as a 1-element array, and Triton 3.6's interpreter hands that array to int()
+    unsqueezed, which NumPy refuses (since 2.4; deprecated since 1.25) for arrays of ndim > 0."""
+    if INTERPRET:
+        return n.handle.data.item()
+    return n
+
+
+@triton.jit
 def unflatten(index, D, H, W):
     """Row-major index over (·, D, H, W) → (outer, d, h, w)."""
     w = index % W
@@ -113,8 +123,10 @@ def unflatten(index, D, H, W):
 
 @triton.jit
 def mma(a, b, acc, PRECISION: tl.constexpr):
-    """acc + a·b. bfloat16 goes through float32 under the interpreter, whose numpy dot would
-    read bfloat16's raw bits as integers (exact: a bfloat16 product fits float32)."""
+    """acc + a·b, in acc's dtype (tl.dot's out_dtype must name it: Triton 3.6 defaults it to
+    float32 rather than acc's dtype, and rejects a float64 acc). bfloat16 goes through float32
+    under the interpreter, whose numpy dot would read bfloat16's raw bits as integers (exact: a
+    bfloat16 product fits float32)."""
     if INTERPRET and a.dtype == tl.bfloat16:
-        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
-    return tl.dot(a, b, acc, input_precision=PRECISION)
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee", out_dtype=acc.dtype)
+    return tl.dot(a, b, acc, input_precision=PRECISION, out_dtype=acc.dtype)

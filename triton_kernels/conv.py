@@ -47,7 +47,7 @@ import triton.language as tl
 
 from ._common import (
     accumulator, as_3d, block, configs, device_guard, dot_precision, empty_like_layout, mma,
-    needs_int64, pad_front, unflatten,
+    needs_int64, pad_front, trips, unflatten,
 )
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages): H100-sized tiles, smaller ones for
@@ -106,7 +106,7 @@ def conv_forward_kernel(
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     # One loop over (tap, channel block), not two nested ones: software pipelining
     # (num_stages) then runs across taps too, which matters when C_G fits in one block.
-    for step in range(KD * KH * KW * channel_blocks):
+    for step in range(trips(KD * KH * KW * channel_blocks)):
         _, kd, kh, kw = unflatten(step // channel_blocks, KD, KH, KW)
         id_ = pd * SD - LD + kd * DD
         ih = ph * SH - LH + kh * DH
@@ -128,7 +128,7 @@ def _phase_taps(rho, K, S, DIL, STEP):
     """Taps j < K with j·d ≡ ρ (mod s): the first, j₀ (< STEP = s/gcd(s, d) if any), and how
     many of j₀, j₀ + STEP, … there are (0 when none)."""
     first = K
-    for j in range(STEP):
+    for j in range(trips(STEP)):
         first = tl.minimum(first, tl.where(((j * DIL - rho) % S == 0) & (j < K), j, K))
     return first, (K - first + STEP - 1) // STEP
 
@@ -174,7 +174,7 @@ def conv_input_grad_kernel(
     w_cols = w + g * O_G * stride_wo + chans * stride_wc
     out_blocks = tl.cdiv(O_G, BLOCK_K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for step in range(nd * nh * nw * out_blocks):
+    for step in range(trips(nd * nh * nw * out_blocks)):
         _, td, th, tw = unflatten(step // out_blocks, nd, nh, nw)
         kd = jd + td * TD
         kh = jh + th * TH
@@ -228,7 +228,7 @@ def conv_weight_grad_kernel(
     start = split * CHUNK
     end = tl.minimum(start + CHUNK, NP)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for k in range(start, end, BLOCK_K):
+    for k in range(trips(start), trips(end), BLOCK_K):
         pairs = k + tl.arange(0, BLOCK_K)  # reduction index (n, pd, ph, pw)
         pair_mask = pairs < end
         n, pd, ph, pw = unflatten(pairs, PD, PH, PW)

@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import accumulator, as_3d, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, unflatten
+from ._common import accumulator, as_3d, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, trips, unflatten
 
 # (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound, so tiles only need
 # enough rows for NCHW and enough channels for channels-last to read whole cache lines.
@@ -76,7 +76,7 @@ def max_pool_forward_kernel(
     # Compared in ACC (exact for every input dtype): the interpreter compares bfloat16 as raw bits.
     best = tl.full((BLOCK_M, BLOCK_N), float("-inf"), ACC)
     argmax = tl.full((BLOCK_M, BLOCK_N), -1, tl.int64)
-    for tap in range(KD * KH * KW):
+    for tap in range(trips(KD * KH * KW)):
         _, kd, kh, kw = unflatten(tap, KD, KH, KW)
         id_, ih, iw = sd + kd * DD, sh + kh * DH, sw + kw * DW
         inside = row_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
@@ -155,7 +155,7 @@ def avg_pool_forward_kernel(
     sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
     sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for tap in range(KD * KH * KW):
+    for tap in range(trips(KD * KH * KW)):
         _, kd, kh, kw = unflatten(tap, KD, KH, KW)
         id_, ih, iw = sd + kd, sh + kh, sw + kw
         inside = (row_mask & (id_ >= 0) & (id_ < tl.minimum(ed, ID)) & (ih >= 0) & (ih < tl.minimum(eh, IH))
@@ -198,7 +198,7 @@ def avg_pool_backward_kernel(
     chan_mask = chans < C
     n, id_, ih, iw = unflatten(rows, ID, IH, IW)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for t in range(TD * TH * TW):
+    for t in range(trips(TD * TH * TW)):
         _, td, th, tw = unflatten(t, TD, TH, TW)
         pd = _last_window(id_, td, ID, PD, SD, LD, ADAPTIVE)
         ph = _last_window(ih, th, IH, PH, SH, LH, ADAPTIVE)
