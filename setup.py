@@ -13,6 +13,7 @@ setup(
         "torchconv_impl.autograd",
         "torchconv_impl.backends",
         "torchconv_impl.backends.reference",
+        "torchconv_impl.backends.cpu",
         "torchconv_impl.functional",
         "torchconv_impl.nn",
         "torchconv_impl.models",

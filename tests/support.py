@@ -22,11 +22,12 @@ TOLERANCES = {
     torch.float16: dict(rtol=2e-3, atol=2e-3),  # compared with a float32 reference
 }
 
-# The reference backend runs everywhere; the Triton backend runs the full suite on a GPU
-# (on CPU it is exercised in interpreter mode by test_triton.py's small shapes).
+# The reference backend and the CPU engine run everywhere; the Triton backend runs the full
+# suite on a GPU (on CPU it is exercised in interpreter mode by test_triton.py's small shapes).
 # conftest.py turns this list into the `backend` fixture.
 BACKENDS = [
     "reference",
+    "cpu",
     pytest.param("triton", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="full Triton suite needs a GPU")),
 ]
 

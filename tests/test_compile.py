@@ -176,7 +176,7 @@ def test_repeated_shape_compiles_once():
 def test_backend_selection_change_keeps_compiled_results_correct():
     """A compiled loss called with the default selection ('auto'), then inside
     use_backend('reference'), then with the default again: every loss and gradient equals
-    eager under the same selection (on CPU both selections resolve to the reference backend)."""
+    eager under the same selection (on CPU 'auto' is the CPU engine: the selection changes the code that runs)."""
     name = "lenet_tanh_avg"
     eager_model = make_model(name)
     compiled_model = copy.deepcopy(eager_model)

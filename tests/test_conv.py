@@ -339,18 +339,18 @@ UNIT_STRIDE_GEOMETRY = {
 
 @pytest.mark.parametrize("op", [*LAYOUT_GEOMETRY, *UNIT_STRIDE_GEOMETRY])
 def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
-    """The reference backend builds im2col a few samples at a time: with chunks of one sample,
+    """The CPU engine builds im2col a few samples at a time: with chunks of one sample,
     and of two out of five (a short last chunk), outputs and all gradients are still torch's,
     with one column per output position and (unit stride) with plane-span columns."""
-    from torchconv_impl.backends.reference import conv as reference_conv
+    from torchconv_impl.backends.cpu import conv as cpu_conv
 
     input_shape, weight_shape, kwargs = {**LAYOUT_GEOMETRY, **UNIT_STRIDE_GEOMETRY}[op]
     op = op.removesuffix("-unit-stride")
     input_shape = (5, *input_shape[1:])
-    chosen = record_calls(monkeypatch, reference_conv, "_choose_columns")
-    with backends.use_backend("reference"):
+    chosen = record_calls(monkeypatch, cpu_conv, "_choose_columns")
+    with backends.use_backend("cpu"):
         for samples in (1, 2):
-            monkeypatch.setattr(reference_conv, "_batch_chunks", _chunks_of(samples))
+            monkeypatch.setattr(cpu_conv, "_batch_chunks", _chunks_of(samples))
             bias = _random(_bias_size(op, weight_shape, kwargs), torch.float64)
             check_against_torch(op, _random(input_shape, torch.float64), _random(weight_shape, torch.float64), bias, **kwargs)
         inputs = [_random(shape, torch.float64).requires_grad_() for shape in ((3, *input_shape[1:]), weight_shape)]
@@ -359,12 +359,12 @@ def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
 
 
 def test_delta_rows_of_equal_shape_and_other_gaps():
-    """The reference backend keeps δ's row buffers zero between windows by writing only the
+    """The CPU engine keeps δ's row buffers zero between windows by writing only the
     window columns, so each gap layout needs a buffer of its own. Two convolutions whose δ rows
     have the same shape, (4, 2·58), but gaps in other places — 6×10 planes with 1×3 kernels
     (rows of 10, windows of 8) and 3×20 planes (rows of 20, windows of 18) — taken in turn
     must each still give torch's gradients."""
-    with backends.use_backend("reference"):
+    with backends.use_backend("cpu"):
         for spatial in [(6, 10), (3, 20), (6, 10)]:
             x, w, b = _random((2, 3, *spatial), torch.float64), _random((4, 3, 1, 3), torch.float64), _random((4,), torch.float64)
             check_against_torch("conv2d", x, w, b)
@@ -373,7 +373,7 @@ def test_delta_rows_of_equal_shape_and_other_gaps():
 def test_zeroed_scratch_buffers_are_bounded():
     """The zero-kept buffers behind δ's rows: the same key returns the same buffer; beyond 64
     buffers or 64 MiB the least recently used go, so many conv shapes neither thrash nor hoard."""
-    from torchconv_impl.backends.reference._strided import Scratch
+    from torchconv_impl.backends.cpu._strided import Scratch
 
     scratch, like = Scratch(), torch.empty(0)
     first = scratch.zeros("rows", (2, 3), like, "layout A")
@@ -460,7 +460,7 @@ def test_output_takes_inplace_ops_like_torch(backend, op):
 @pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
 @pytest.mark.parametrize("special", ["inf input", "nan weight", "inf grad_output"])
 def test_non_finite_values_stay_where_torch_puts_them(backend, op, special):
-    """The reference backend computes unit-stride convolutions over plane-span columns, whose
+    """The CPU engine computes unit-stride convolutions over plane-span columns, whose
     gaps carry zeros; 0·inf must not leak into the results. An inf at a row's end sits where
     only gap columns reach it for most kernel offsets (the dilation spreads each window over
     rows three apart)."""

@@ -5,14 +5,14 @@
 * the fake implementation promises the real one's shape, dtype and strides (fake and meta
   tensors), and the real one gives torch's values;
 * fake or meta calls before and between real calls of the same shapes leave no trace in the
-  reference backend's scratch buffers and caches;
+  CPU engine's scratch buffers and caches;
 * meta tensors through every functional op, forward and backward;
 * torch.export of LeNet-5 and of a converted ResNet-18: the exported program and the eager model
   afterwards give torch's values, save/load round-trips, the graph holds our operators and no
   native conv/pool op, and training through the exported program takes our backward.
 
-The bugs these guard against live in the reference backend's CPU scratch buffers, so the tests
-run on CPU with the reference backend selected.
+The bugs these guard against live in the CPU engine's scratch buffers, so the tests run on CPU
+with the CPU engine selected.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import torchconv_impl.functional as F
 from torchconv_impl.models import LeNet5
 
 CF, CL = torch.contiguous_format, torch.channels_last
-REF = "reference"
+REF = "cpu"
 OPERATORS = (
     "conv_forward", "conv_input_grad", "conv_weight_grad", "max_pool_forward", "adaptive_max_pool_forward",
     "max_pool_backward", "max_unpool_forward", "max_unpool_backward", "avg_pool_forward", "avg_pool_backward",
@@ -51,7 +51,7 @@ def _single_thread():
 
 
 @pytest.fixture(autouse=True)
-def _reference_backend():
+def _cpu_engine():
     with torchconv_impl.use_backend(REF):
         yield
 
@@ -83,7 +83,7 @@ def as_tuple(value):
 
 
 # ---------------------------------------------------------------------------------------------
-# Samples: an operator, its arguments (backend "reference"), and torch's answer for them.
+# Samples: an operator, its arguments (backend "cpu"), and torch's answer for them.
 
 
 @dataclass
@@ -225,7 +225,7 @@ def _avg_pool_samples(kind, make) -> Sample:
         args = (leaf(x), k, s, p, ceil_mode, count_include_pad, divisor, memory_format, REF)
         return Sample(kind, args, lambda: theirs(x))
     delta = torch.randn_like(theirs(x))
-    args = (leaf(delta), list(x.shape[2:]), k, s, p, count_include_pad, divisor, memory_format, REF)
+    args = (leaf(delta), list(x.shape[2:]), k, s, p, ceil_mode, count_include_pad, divisor, memory_format, REF)
     return Sample(kind, args, lambda: vjp(theirs, x, delta))
 
 
@@ -376,8 +376,8 @@ def _call(case, tensors, kind):
 @pytest.mark.parametrize("case", SEQUENCES)
 def test_real_calls_after_fake_calls(case, order, kind, dtype):
     """Fake (or meta) calls of the same shapes before and between real calls leave the real
-    calls' results and gradients equal to torch's: no scratch buffer or cache of the reference
-    backend keeps a fake tensor, nor a fake call's shapes in a real buffer's place."""
+    calls' results and gradients equal to torch's: no scratch buffer or cache of the CPU
+    engine keeps a fake tensor, nor a fake call's shapes in a real buffer's place."""
     shapes, fn = SEQUENCES[case]
     tensors = [torch.randn(shape, dtype=dtype) for shape in shapes]
     expected = fn(TF, *(leaf(t) for t in tensors))
@@ -518,7 +518,7 @@ def _check_export(model, twin, x, tmp_path, operators):
 
 def test_export_conv2d_then_eager():
     """A single Conv2d exports and then still gives torch's output eagerly (the export once left
-    fake tensors in the reference backend's buffers: later results were off by 1e24)."""
+    fake tensors in the CPU engine's buffers: later results were off by 1e24)."""
     theirs = torch.nn.Conv2d(3, 4, 3)
     ours = torchconv_impl.convert(theirs)
     x = torch.randn(2, 3, 8, 8)

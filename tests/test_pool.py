@@ -191,7 +191,7 @@ def test_max_pool_nan_ties_and_infinities(backend, nd, dtype):
 def test_max_pool_finite_ties_and_plane_edges(backend, dtype):
     """Finite inputs full of ties (small integers): the first maximum wins in every window,
     across padding, dilation, ceil mode and windows wider than the plane. Adding one NaN far
-    away sends the same windows through torch's literal scan (the reference backend's path
+    away sends the same windows through torch's literal scan (the CPU engine's path
     for non-finite input); both must give torch's indices."""
     x = torch.randint(-2, 2, (2, 3, 5, 4), device=DEVICE).to(dtype)
     with_nan = torch.cat([x, torch.full_like(x[:1], NAN)])

@@ -220,7 +220,7 @@ def test_missing_triton_is_a_clear_import_error(monkeypatch):
         importlib.import_module("torchconv_impl.backends.triton")
 
 
-# Pooling through the functional API (max unpooling falls back to the reference backend).
+# Pooling through the functional API (max unpooling falls back to the CPU engine).
 
 POOL_CASES = [
     pytest.param((2, 3, 9), dict(kernel_size=3, stride=2, padding=1), torch.float32, False, id="1d"),
@@ -288,10 +288,10 @@ def test_adaptive_max_pool_matches_torch(shape, output_size):
     assert_close(grad_input, *grads(expected, [x], grad_output))
 
 
-def test_integer_pooling_falls_back_to_reference(monkeypatch):
+def test_integer_pooling_falls_back_to_the_cpu_engine(monkeypatch):
     """The Triton pooling kernels are float-only: integer max and average pooling are served
-    by the reference backend's functions (recorded here), with torch's results."""
-    served = {name: record_calls(monkeypatch, triton_backend.reference_pool, name) for name in ("max_pool_forward", "avg_pool_forward")}
+    by the CPU engine's functions (recorded here), with torch's results."""
+    served = {name: record_calls(monkeypatch, triton_backend.cpu_pool, name) for name in ("max_pool_forward", "avg_pool_forward")}
     x = torch.randint(-50, 50, (1, 2, 5, 4), device=DEVICE)
     output, indices = F.max_pool2d(x, 2, return_indices=True)
     expected, expected_indices = TF.max_pool2d(x, 2, return_indices=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ._geometry import check, ntuple
-from .backends.reference._strided import pad
+from .backends.reference.conv import pad
 from .functional.conv import _conv
 
 

@@ -17,15 +17,15 @@ Every result is laid out as its fake promises: the ``memory_format`` argument's 
 strides (the autograd Function that calls the operator chooses it, following torch's layouts),
 in storage of its own.
 
-The Python functions below take the geometry as one ``ConvGeometry`` and call the operators;
-the autograd Functions in ``torchconv_impl.autograd`` use them.
+The Python functions below take the geometry as one ``ConvGeometry`` or ``PoolGeometry`` and
+call the operators; the autograd Functions in ``torchconv_impl.autograd`` use them.
 """
 from __future__ import annotations
 
 import torch
 
 from . import backends
-from ._geometry import ConvGeometry, pool_output_size
+from ._geometry import ConvGeometry, PoolGeometry
 
 _LIBRARY = torch.library.Library("torchconv", "DEF")
 _GEOMETRY = "int[] stride, int[] padding, int[] dilation, int groups"
@@ -193,19 +193,30 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry, ba
 _WINDOW = "int[] kernel_size, int[] stride, int[] padding"
 
 
+def pool_geometry(kernel_size, stride, padding, dilation=None, *, ceil_mode) -> PoolGeometry:
+    """The PoolGeometry of an operator's window arguments (average pooling's have no dilation)."""
+    dilation = (1,) * len(kernel_size) if dilation is None else dilation
+    return PoolGeometry(tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode)
+
+
 @_define(f"max_pool_forward(Tensor input, {_WINDOW}, int[] dilation, bool ceil_mode, "
          "MemoryFormat memory_format, str backend) -> (Tensor, Tensor)")
-def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend):
-    """(y, argmax indices) of max pooling."""
-    return backends.implementation(backend, "max_pool_forward")(
-        input, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode
-    )
+def max_pool_forward_operator(input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend):
+    return backends.implementation(backend, "max_pool_forward")(input, pool_geometry(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode))
 
 
-@_fake(max_pool_forward)
+@_fake(max_pool_forward_operator)
 def _(input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend):
-    shape = (*input.shape[:2], *pool_output_size(input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode))
+    shape = (*input.shape[:2], *pool_geometry(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode).output_size(input.shape[2:]))
     return _empty(shape, input, memory_format), _empty(shape, input, memory_format, torch.int64)
+
+
+def max_pool_forward(input, geometry: PoolGeometry, memory_format, backend: str):
+    """(y, argmax indices) of max pooling."""
+    return max_pool_forward_operator(
+        input, list(geometry.kernel_size), list(geometry.stride), list(geometry.padding), list(geometry.dilation), geometry.ceil_mode,
+        memory_format, backend,
+    )
 
 
 @_define("adaptive_max_pool_forward(Tensor input, SymInt[] output_size, MemoryFormat memory_format, str backend) -> (Tensor, Tensor)")
@@ -255,31 +266,44 @@ def _(grad_output, indices, memory_format, backend):
 
 @_define(f"avg_pool_forward(Tensor input, {_WINDOW}, bool ceil_mode, bool count_include_pad, int? divisor_override, "
          "MemoryFormat memory_format, str backend) -> Tensor")
-def avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend):
-    """y = window sums / divisor."""
-    return backends.implementation(backend, "avg_pool_forward")(
-        input, tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, count_include_pad, divisor_override
-    )
+def avg_pool_forward_operator(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend):
+    geometry = pool_geometry(kernel_size, stride, padding, ceil_mode=ceil_mode)
+    return backends.implementation(backend, "avg_pool_forward")(input, geometry, count_include_pad, divisor_override)
 
 
-@_fake(avg_pool_forward)
+@_fake(avg_pool_forward_operator)
 def _(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend):
-    shape = (*input.shape[:2], *pool_output_size(input.shape[2:], kernel_size, stride, padding, (1,) * len(kernel_size), ceil_mode))
+    shape = (*input.shape[:2], *pool_geometry(kernel_size, stride, padding, ceil_mode=ceil_mode).output_size(input.shape[2:]))
     return _empty(shape, input, memory_format)
 
 
-@_define(f"avg_pool_backward(Tensor grad_output, SymInt[] input_size, {_WINDOW}, bool count_include_pad, "
-         "int? divisor_override, MemoryFormat memory_format, str backend) -> Tensor")
-def avg_pool_backward(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend):
-    """dX: δ/divisor spread over each window."""
-    return backends.implementation(backend, "avg_pool_backward")(
-        grad_output, tuple(input_size), tuple(kernel_size), tuple(stride), tuple(padding), count_include_pad, divisor_override
+def avg_pool_forward(input, geometry: PoolGeometry, count_include_pad, divisor_override, memory_format, backend: str):
+    """y = window sums / divisor."""
+    return avg_pool_forward_operator(
+        input, list(geometry.kernel_size), list(geometry.stride), list(geometry.padding), geometry.ceil_mode, count_include_pad, divisor_override, memory_format, backend
     )
 
 
-@_fake(avg_pool_backward)
-def _(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend):
+@_define(f"avg_pool_backward(Tensor grad_output, SymInt[] input_size, {_WINDOW}, bool ceil_mode, bool count_include_pad, "
+         "int? divisor_override, MemoryFormat memory_format, str backend) -> Tensor")
+def avg_pool_backward_operator(
+    grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend
+):
+    geometry = pool_geometry(kernel_size, stride, padding, ceil_mode=ceil_mode)
+    return backends.implementation(backend, "avg_pool_backward")(grad_output, tuple(input_size), geometry, count_include_pad, divisor_override)
+
+
+@_fake(avg_pool_backward_operator)
+def _(grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend):
     return _empty((*grad_output.shape[:2], *input_size), grad_output, memory_format)
+
+
+def avg_pool_backward(grad_output, input_size, geometry: PoolGeometry, count_include_pad, divisor_override, memory_format, backend: str):
+    """dX: δ/divisor spread over each window."""
+    return avg_pool_backward_operator(
+        grad_output, list(input_size), list(geometry.kernel_size), list(geometry.stride), list(geometry.padding), geometry.ceil_mode,
+        count_include_pad, divisor_override, memory_format, backend,
+    )
 
 
 @_define("adaptive_avg_pool_forward(Tensor input, SymInt[] output_size, MemoryFormat memory_format, str backend) -> Tensor")
@@ -445,13 +469,13 @@ def _conv_weight_grad_rule(info, in_dims, input, grad_output, kernel_size, strid
 torch.library.register_vmap(conv_forward_operator.overload, _conv_forward_rule, lib=_LIBRARY)
 torch.library.register_vmap(conv_input_grad_operator.overload, _conv_input_grad_rule, lib=_LIBRARY)
 torch.library.register_vmap(conv_weight_grad_operator.overload, _conv_weight_grad_rule, lib=_LIBRARY)
-_fold_into_batch(max_pool_forward, [0])
+_fold_into_batch(max_pool_forward_operator, [0])
 _fold_into_batch(adaptive_max_pool_forward, [0])
 _fold_into_batch(max_pool_backward, [0, 1])
 _fold_into_batch(max_unpool_forward, [0, 1])
 _fold_into_batch(max_unpool_backward, [0, 1])
-_fold_into_batch(avg_pool_forward, [0])
-_fold_into_batch(avg_pool_backward, [0])
+_fold_into_batch(avg_pool_forward_operator, [0])
+_fold_into_batch(avg_pool_backward_operator, [0])
 _fold_into_batch(adaptive_avg_pool_forward, [0])
 _fold_into_batch(adaptive_avg_pool_backward, [0])
 

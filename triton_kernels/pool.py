@@ -31,6 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._geometry import longest_adaptive_window
 from ._common import accumulator, as_3d, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, trips, unflatten
 
 # (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound, so tiles only need
@@ -259,16 +260,10 @@ def max_pool_backward(grad_output, indices, input_size):
     return grad_input.to(grad_output.dtype)
 
 
-def _longest(length: int, count: int) -> int:
-    """A bound on the size of torch's adaptive windows: ``count`` windows over ``length``
-    elements, or (swapped) on how many adaptive windows hold one element."""
-    return length // count if length % count == 0 else length // count + 2
-
-
 def _adaptive_geometry(input_size, output_size):
     """kernel_size (the longest window), stride, padding and dilation for ADAPTIVE kernels."""
     unit = (1,) * len(output_size)
-    return [_longest(i, o) for i, o in zip(input_size, output_size)], unit, (0,) * len(output_size), unit
+    return [longest_adaptive_window(i, o) for i, o in zip(input_size, output_size)], unit, (0,) * len(output_size), unit
 
 
 def window_average(input, output_size, kernel_size=None, stride=None, padding=None, count_include_pad=True,
@@ -307,7 +302,7 @@ def window_average_backward(grad_output, input_size, kernel_size=None, stride=No
     adaptive = kernel_size is None
     if adaptive:
         kernel_size, stride, padding, _ = _adaptive_geometry(input_size, output_size)
-        holders = [_longest(o, i) for i, o in zip(input_size, output_size)]
+        holders = [longest_adaptive_window(o, i) for i, o in zip(input_size, output_size)]
     else:
         holders = [triton.cdiv(k, s) for k, s in zip(kernel_size, stride)]
     dy, dx = as_3d(grad_output), as_3d(grad_input)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from .. import ops
+from .._geometry import PoolGeometry
 from ._function import Function
 from ._layout import channels_last_format
 
@@ -69,9 +70,8 @@ class MaxPool(Function):
     """(y, indices) = max pooling of x.   Backward: dX = Σ_p δ[p] at indices[p]."""
 
     @staticmethod
-    def forward(input, kernel_size, stride, padding, dilation, ceil_mode, backend):
-        memory_format = channels_last_format(input)
-        return ops.max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend)
+    def forward(input, geometry: PoolGeometry, backend):
+        return ops.max_pool_forward(input, geometry, channels_last_format(input), backend)
 
     @staticmethod
     def setup_context(ctx, inputs, outputs):
@@ -79,7 +79,7 @@ class MaxPool(Function):
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
-        return (_route_to_argmax(ctx, grad_output),) + (None,) * 6
+        return _route_to_argmax(ctx, grad_output), None, None
 
 
 class AdaptiveMaxPool(Function):
@@ -164,42 +164,38 @@ class AvgPool(Function):
     """y[p] = Σ_{window p} x_pad / divisor[p].   Backward: δ[p]/divisor[p] spread over window p."""
 
     @staticmethod
-    def forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
+    def forward(input, geometry: PoolGeometry, count_include_pad, divisor_override, backend):
         memory_format = channels_last_format(input, include_3d=False)
-        return ops.avg_pool_forward(
-            input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend
-        )
+        return ops.avg_pool_forward(input, geometry, count_include_pad, divisor_override, memory_format, backend)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, *ctx.window = inputs  # (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend)
+        input, ctx.geometry, ctx.count_include_pad, ctx.divisor_override, ctx.backend = inputs
         ctx.input_size, ctx.memory_format = input.shape[2:], channels_last_format(input, include_3d=False)
 
     @staticmethod
     def backward(ctx, grad_output):
-        return (AvgPoolInputGrad.apply(grad_output, ctx.input_size, ctx.memory_format, *ctx.window),) + (None,) * 7
+        grad_input = AvgPoolInputGrad.apply(
+            grad_output, ctx.input_size, ctx.geometry, ctx.count_include_pad, ctx.divisor_override, ctx.memory_format, ctx.backend
+        )
+        return grad_input, None, None, None, None
 
 
 class AvgPoolInputGrad(Function):
-    """dX = AvgPool's adjoint applied to δ.   Backward: AvgPool itself (the adjoint's adjoint).
-
-    ``ceil_mode`` is kept only for that backward: with it, AvgPool of an input of
-    ``input_size`` has δ's shape again.
-    """
+    """dX = AvgPool's adjoint applied to δ.   Backward: AvgPool itself (the adjoint's adjoint)."""
 
     @staticmethod
-    def forward(grad_output, input_size, memory_format, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend):
-        return ops.avg_pool_backward(
-            grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend
-        )
+    def forward(grad_output, input_size, geometry: PoolGeometry, count_include_pad, divisor_override, memory_format, backend):
+        return ops.avg_pool_backward(grad_output, input_size, geometry, count_include_pad, divisor_override, memory_format, backend)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.window = inputs[3:]
+        _, _, ctx.geometry, ctx.count_include_pad, ctx.divisor_override, _, ctx.backend = inputs
 
     @staticmethod
     def backward(ctx, grad_grad_input):
-        return (AvgPool.apply(grad_grad_input, *ctx.window),) + (None,) * 9
+        grad = AvgPool.apply(grad_grad_input, ctx.geometry, ctx.count_include_pad, ctx.divisor_override, ctx.backend)
+        return grad, None, None, None, None, None, None
 
 
 class AdaptiveAvgPool(Function):
@@ -243,9 +239,9 @@ for _linear in (MaxPoolInputGrad, MaxUnpool, MaxUnpoolInputGrad, AvgPool, AvgPoo
 
 
 ops.differentiate_with(
-    ops.max_pool_forward, MaxPool,
+    ops.max_pool_forward_operator, MaxPool,
     lambda input, kernel_size, stride, padding, dilation, ceil_mode, memory_format, backend:
-        (input, kernel_size, stride, padding, dilation, ceil_mode, backend),
+        (input, ops.pool_geometry(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode), backend),
 )
 ops.differentiate_with(
     ops.adaptive_max_pool_forward, AdaptiveMaxPool,
@@ -264,15 +260,15 @@ ops.differentiate_with(
     lambda grad_output, indices, memory_format, backend: (grad_output, indices, memory_format, backend),
 )
 ops.differentiate_with(
-    ops.avg_pool_forward, AvgPool,
+    ops.avg_pool_forward_operator, AvgPool,
     lambda input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend:
-        (input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, backend),
+        (input, ops.pool_geometry(kernel_size, stride, padding, ceil_mode=ceil_mode), count_include_pad, divisor_override, backend),
 )
 ops.differentiate_with(
-    ops.avg_pool_backward, AvgPoolInputGrad,
-    lambda grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override, memory_format, backend:
-        # ceil_mode only shapes AvgPool of an input of input_size, which gives δ's shape either way
-        (grad_output, input_size, memory_format, kernel_size, stride, padding, False, count_include_pad, divisor_override, backend),
+    ops.avg_pool_backward_operator, AvgPoolInputGrad,
+    lambda grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, memory_format, backend:
+        (grad_output, input_size, ops.pool_geometry(kernel_size, stride, padding, ceil_mode=ceil_mode), count_include_pad,
+         divisor_override, memory_format, backend),
 )
 ops.differentiate_with(
     ops.adaptive_avg_pool_forward, AdaptiveAvgPool,

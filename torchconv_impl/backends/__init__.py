@@ -10,10 +10,17 @@ those operators, whose real implementation calls the backend's function of the s
     max_pool_forward / max_pool_backward / avg_pool_forward / avg_pool_backward / ...
     relu_input_grad(grad_output, output)                              dX = δ ⊙ [y > 0]
 
-Backends: ``"reference"`` (plain tensor ops, any device) and ``"triton"`` (GPU kernels in
-``torchconv_impl.triton_kernels``). ``"auto"`` picks Triton for CUDA tensors when Triton is
-installed, the reference backend otherwise. An operation a backend lacks falls back to the
-reference backend.
+Backends:
+
+* ``"reference"``: the seeds' formulas as plain tensor code, written to be read — im2col as a
+  view, one matrix product, pooling by window views; no caches, no tricks. Any device.
+* ``"cpu"``: the tuned engine — the same results by every trick that pays on a CPU (scratch
+  buffers, batch chunks, plane-span columns, float masks). Plain tensor ops too, so it runs
+  on any device, and it serves what the Triton backend lacks.
+* ``"triton"``: GPU kernels in ``triton_kernels`` (implicit GEMM, pooling, fused epilogues).
+
+``"auto"`` picks Triton for CUDA tensors when Triton is installed, the CPU engine otherwise.
+An operation a backend lacks falls back to the CPU engine.
 
 The selection is resolved once per forward call, into the name the operators receive, so
 the backward of that call uses the same backend. ``set_backend`` (or the environment
@@ -34,7 +41,7 @@ import torch
 
 from .._geometry import ArgumentError
 
-_MODULES = {"reference": "torchconv_impl.backends.reference", "triton": "torchconv_impl.backends.triton"}
+_MODULES = {name: f"torchconv_impl.backends.{name}" for name in ("reference", "cpu", "triton")}
 NAMES = ("auto", *_MODULES)
 # Whether Triton is installed, found without importing it (that takes seconds).
 TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
@@ -63,7 +70,7 @@ def _validate(name: str) -> str:
 
 
 def set_backend(name: str) -> None:
-    """Select the process-wide default backend: 'auto', 'reference' or 'triton'."""
+    """Select the process-wide default backend: 'auto', 'reference', 'cpu' or 'triton'."""
     _process.name = _validate(name)
 
 
@@ -87,7 +94,7 @@ def resolve(tensor: torch.Tensor) -> str:
     """The name of the backend that serves ``tensor`` under this thread's selection."""
     name = _thread.name or _process.name
     if name == "auto":
-        name = "triton" if tensor.is_cuda and TRITON_INSTALLED else "reference"
+        name = "triton" if tensor.is_cuda and TRITON_INSTALLED else "cpu"
     return name
 
 
@@ -103,9 +110,9 @@ def load(name: str) -> ModuleType:
 
 
 def implementation(backend: str, operation: str):
-    """``backend``'s function for ``operation``, else the reference backend's."""
+    """``backend``'s function for ``operation``, else the CPU engine's."""
     found = getattr(load(backend), operation, None)
-    return found if found is not None else getattr(load("reference"), operation)
+    return found if found is not None else getattr(load("cpu"), operation)
 
 
 if "TORCHCONV_BACKEND" in os.environ:

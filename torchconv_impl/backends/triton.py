@@ -4,19 +4,19 @@
 Tensors must be on a CUDA device — or, with TRITON_INTERPRET=1 set before Triton is first
 imported, anywhere: Triton's interpreter then runs the same kernels on CPU tensors (slowly;
 that is how the tests run without a GPU). Integer pooling and the operations not defined here
-(max unpooling) are the reference backend's (``backends.op`` falls back).
+(max unpooling) are the CPU engine's (``backends.implementation`` falls back to it).
 """
 from __future__ import annotations
 
 try:
     import triton  # noqa: F401
 except ImportError as error:
-    raise ImportError("the 'triton' backend needs Triton (pip install triton); use the 'reference' backend without it") from error
+    raise ImportError("the 'triton' backend needs Triton (pip install triton); use the 'cpu' or 'reference' backend without it") from error
 
 from ..triton_kernels import conv as conv_kernels, pool as pool_kernels
 from ..triton_kernels._common import DOT_DTYPES, INTERPRET
-from .._geometry import ArgumentError, ConvGeometry, check, pool_output_size
-from .reference import pool as reference_pool
+from .._geometry import ArgumentError, ConvGeometry, PoolGeometry, check
+from .cpu import pool as cpu_pool
 
 _INTERPRETED = bool(INTERPRET)
 
@@ -30,7 +30,7 @@ def _check_tensors(op: str, *tensors) -> None:
             raise ArgumentError(
                 f"triton backend ({op}): got a tensor on {t.device}; Triton kernels run on CUDA tensors, or on CPU ones "
                 "only in Triton's interpreter (set TRITON_INTERPRET=1 before importing triton). "
-                "For CPU tensors use the 'reference' backend."
+                "For CPU tensors use the 'cpu' backend."
             )
         check(t.dtype in DOT_DTYPES, lambda: f"triton backend ({op}): expected a dtype in {DOT_DTYPES}, got {t.dtype}")
 
@@ -54,12 +54,13 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     return conv_kernels.conv_weight_grad(input, grad_output, tuple(kernel_size), geometry)
 
 
-def max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode):
+def max_pool_forward(input, geometry: PoolGeometry):
     if not input.is_floating_point():
-        return reference_pool.max_pool_forward(input, kernel_size, stride, padding, dilation, ceil_mode)
+        return cpu_pool.max_pool_forward(input, geometry)
     _check_tensors("max_pool_forward", input)
-    output_size = pool_output_size(input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    return pool_kernels.window_max(input, output_size, kernel_size, stride, padding, dilation)
+    return pool_kernels.window_max(
+        input, geometry.output_size(input.shape[2:]), geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation
+    )
 
 
 def max_pool_backward(grad_output, indices, input_size):
@@ -67,24 +68,26 @@ def max_pool_backward(grad_output, indices, input_size):
     return pool_kernels.max_pool_backward(grad_output, indices, tuple(input_size))
 
 
-def avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+def avg_pool_forward(input, geometry: PoolGeometry, count_include_pad, divisor_override):
     if not input.is_floating_point():
-        return reference_pool.avg_pool_forward(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        return cpu_pool.avg_pool_forward(input, geometry, count_include_pad, divisor_override)
     _check_tensors("avg_pool_forward", input)
-    output_size = pool_output_size(input.shape[2:], kernel_size, stride, padding, (1,) * len(kernel_size), ceil_mode)
-    return pool_kernels.window_average(input, output_size, kernel_size, stride, padding, count_include_pad, divisor_override)
+    return pool_kernels.window_average(
+        input, geometry.output_size(input.shape[2:]), geometry.kernel_size, geometry.stride, geometry.padding,
+        count_include_pad, divisor_override,
+    )
 
 
-def avg_pool_backward(grad_output, input_size, kernel_size, stride, padding, count_include_pad, divisor_override):
+def avg_pool_backward(grad_output, input_size, geometry: PoolGeometry, count_include_pad, divisor_override):
     _check_tensors("avg_pool_backward", grad_output)
     return pool_kernels.window_average_backward(
-        grad_output, tuple(input_size), kernel_size, stride, padding, count_include_pad, divisor_override
+        grad_output, tuple(input_size), geometry.kernel_size, geometry.stride, geometry.padding, count_include_pad, divisor_override
     )
 
 
 def adaptive_max_pool_forward(input, output_size):
     if not input.is_floating_point():
-        return reference_pool.adaptive_max_pool_forward(input, output_size)
+        return cpu_pool.adaptive_max_pool_forward(input, output_size)
     _check_tensors("adaptive_max_pool_forward", input)
     return pool_kernels.window_max(input, tuple(output_size))
 

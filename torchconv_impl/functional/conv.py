@@ -130,16 +130,13 @@ def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_paddin
     _check_bias(bias, weight.shape[1] * groups, op)
     kernel_size = tuple(weight.shape[2:])
     spatial = input.shape[channel_dim + 1:]
-    output_size = tuple(
-        (i - 1) * s - 2 * p + d * (k - 1) + op_ + 1
-        for i, s, p, d, k, op_ in zip(spatial, stride, padding, dilation, kernel_size, output_padding)
-    )
+    geometry = ConvGeometry(stride=stride, padding=tuple((p, p) for p in padding), dilation=dilation, groups=groups)
+    output_size = geometry.transposed_output_size(spatial, kernel_size, output_padding)
     check(
         all(o > 0 for o in output_size),
         lambda: f"{op}: calculated output size {output_size} is too small for input size {tuple(spatial)} "
         f"(stride={stride}, padding={padding}, dilation={dilation}, kernel_size={kernel_size})",
     )
-    geometry = ConvGeometry(stride=stride, padding=tuple((p, p) for p in padding), dilation=dilation, groups=groups)
     x = input if batched else input.unsqueeze(0)
     output = ConvolutionTranspose.apply(x, weight, bias, geometry, output_size, backends.resolve(x))
     return output if batched else output.squeeze(0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .. import backends
-from .._geometry import check, ntuple, pool_output_size, prod
+from .._geometry import PoolGeometry, check, ntuple, prod
 from ..autograd.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool, MaxUnpool
 from ._autocast import float32_for
 from ._checks import check_float, check_input_dim, non_negative, positive, values_readable
@@ -71,15 +71,15 @@ def _window(kernel_size, stride, padding, dilation, nd: int, op: str):
     return kernel_size, stride, padding, dilation
 
 
-def _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op: str) -> tuple[int, ...]:
-    spatial = tuple(input.shape[-len(kernel_size):])
-    output_size = pool_output_size(spatial, kernel_size, stride, padding, dilation, ceil_mode)
+def _check_pooled_size(input, geometry: PoolGeometry, op: str) -> None:
+    spatial = tuple(input.shape[-len(geometry.kernel_size):])
+    output_size = geometry.output_size(spatial)
     check(
         all(o > 0 for o in output_size),
         lambda: f"{op}: input of spatial size {spatial} is too small: calculated output size {output_size} "
-        f"(kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={bool(ceil_mode)})",
+        f"(kernel_size={geometry.kernel_size}, stride={geometry.stride}, padding={geometry.padding}, "
+        f"dilation={geometry.dilation}, ceil_mode={geometry.ceil_mode})",
     )
-    return output_size
 
 
 def _batch(input: torch.Tensor, batched: bool) -> torch.Tensor:
@@ -94,10 +94,10 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     (input,) = float32_for(op, input)
     batched = _check_input(input, nd, op)
     _check_real(input, op)
-    kernel_size, stride, padding, dilation = _window(kernel_size, stride, padding, dilation, nd, op)
-    _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op)
+    geometry = PoolGeometry(*_window(kernel_size, stride, padding, dilation, nd, op), bool(ceil_mode))
+    _check_pooled_size(input, geometry, op)
     x = _batch(input, batched)
-    output, indices = _unbatch(MaxPool.apply(x, kernel_size, stride, padding, dilation, bool(ceil_mode), backends.resolve(x)), batched)
+    output, indices = _unbatch(MaxPool.apply(x, geometry, backends.resolve(x)), batched)
     return (output, indices) if return_indices else output
 
 
@@ -187,16 +187,14 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     (input,) = float32_for(op, input)
     batched = _check_input(input, nd, op)
     _check_avg_dtype(input, op)
-    kernel_size, stride, padding, dilation = _window(kernel_size, stride, padding, 1, nd, op)
+    geometry = PoolGeometry(*_window(kernel_size, stride, padding, 1, nd, op), bool(ceil_mode))
     check(
         divisor_override is None or (isinstance(divisor_override, int) and not isinstance(divisor_override, bool) and divisor_override != 0),
         lambda: f"{op}: expected divisor_override to be None or a non-zero int, got {divisor_override!r}",
     )
-    _pooled_size(input, kernel_size, stride, padding, dilation, ceil_mode, op)
+    _check_pooled_size(input, geometry, op)
     x = _batch(input, batched)
-    output = AvgPool.apply(
-        x, kernel_size, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override, backends.resolve(x)
-    )
+    output = AvgPool.apply(x, geometry, bool(count_include_pad), divisor_override, backends.resolve(x))
     return output if batched else output.squeeze(0)
 
 

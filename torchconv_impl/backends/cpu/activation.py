@@ -1,4 +1,4 @@
-"""Reference activation backward: ReLU's input gradient."""
+"""The CPU engine's activation backward: ReLU's input gradient, by float mask."""
 from __future__ import annotations
 
 import math

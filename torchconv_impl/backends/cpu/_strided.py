@@ -1,4 +1,4 @@
-"""Strided-view helpers shared by the reference convolution and pooling: padding, window
+"""Strided-view helpers shared by the CPU engine's convolution and pooling: padding, window
 views, the arithmetic of row-major planes (where a kernel offset starts in a plane), reusable
 scratch buffers, and the finiteness test that guards float shortcuts.
 

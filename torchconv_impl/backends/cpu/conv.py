@@ -1,0 +1,213 @@
+"""The CPU engine's convolution: the three core computations, N-d and grouped, tuned for CPUs.
+
+Shapes: input x (N, C, *S), weight W (O, C/G, *k), output y (N, O, *P), with G groups and
+K = ∏k kernel offsets. Each computation is one batched matrix product with the im2col matrix
+— the matrix form of the seeds: y = W·cols, dW = δ·colsᵀ, and ∂L/∂cols = Wᵀ·δ, which col2im
+folds back onto the input — taken over a few samples of the batch at a time (``_batch_chunks``),
+so that the K-times-larger im2col matrix stays small enough for the core's cache.
+
+Layout: cols is (G, C/G·K, N·L) — one row per (input channel, kernel offset), L columns per
+sample — so each GEMM's long side is N·L, the shape CPU BLAS runs best at even for few
+channels, and its rows match W's memory order. Every view is taken with ``as_strided`` on
+the zero-padded input x_pad (N, C, *S'), whose plane has row-major strides T_d:
+cols[(c, j), (n, q)] = x_pad[n, c, q + Σ_d j_d·dil_d·T_d] for a column's plane offset q.
+
+Which columns (``_Columns``): normally one per output position, q = Σ_d p_d·s_d·T_d. With
+unit stride, instead one per plane position from the first window's corner to the last's,
+L = Σ_d (P_d − 1)·T_d + 1: each im2col row is then one contiguous slice of a plane, copied
+several times faster than runs of P_last elements, and col2im adds contiguous runs. The
+columns between windows (a window straddling a row's end) are computed and ignored in the
+forward and carry δ = 0 backward.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ..._geometry import ConvGeometry, prod
+from ._strided import all_finite, offset_starts, offset_steps, pad, plane_strides, scratch
+
+
+# Unit-stride convolutions use plane-span columns while they cost at most this many times
+# the output positions in GEMM work (measured on LeNet's C3, 1.36×: the faster copies win).
+_SPAN_OVERHEAD = 1.5
+
+# Each computation builds (or folds back) the im2col matrix for a chunk of the batch at a time,
+# about this many bytes of it. The matrix is K times the input: whole, it streams through the
+# cache the cores share (5.7 MB for LeNet's C1 at batch 64); in chunks it stays near the core.
+# Measured on the LeNet training step beside the torch twin on a shared 2-core machine: 2 MiB
+# chunks 5–15 % faster than none, 512 KiB no faster (more, smaller GEMMs), 4 MiB no gain; for
+# col2im (K strided adds per chunk) too, 2 MiB beat 1 MiB by 3 % and 8 MiB by 6 %.
+_CHUNK_BYTES = 2 << 20
+
+
+def _batch_chunks(n: int, per_sample_bytes: int):
+    """Slices of the batch, each with at most ``_CHUNK_BYTES`` of im2col matrix but at least one
+    sample; one empty slice for an empty batch (its weight-gradient is then a GEMM's zeros).
+    Chunks are whole samples, so every chunk's columns are laid out as the whole batch's."""
+    step = max(1, _CHUNK_BYTES // max(1, per_sample_bytes))
+    return [slice(start, min(start + step, n)) for start in range(0, max(n, 1), step)]
+
+
+class _Columns(NamedTuple):
+    """The columns of one sample: ``sizes`` (a column grid, L = ∏sizes) and their steps
+    in the padded plane; and where output position p sits in the grid (``output_strides``)."""
+
+    sizes: tuple[int, ...]
+    plane_steps: tuple[int, ...]
+    output_strides: tuple[int, ...]
+
+    @property
+    def length(self) -> int:
+        return prod(self.sizes)
+
+    def has_gaps(self) -> bool:
+        return self.sizes != () and len(self.sizes) != len(self.output_strides)
+
+
+def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gap_operand: torch.Tensor | None = None) -> _Columns:
+    """Plane-span columns for unit stride when their overhead is small, otherwise one per
+    output position. Backward passes name the operand that meets the gaps' zeros
+    (``gap_operand``); gaps are allowed only when it is finite, as 0·inf would leak."""
+    t = plane_strides(padded_size)
+    span = sum((p - 1) * t_d for p, t_d in zip(output_size, t)) + 1
+    positions = prod(output_size)
+    if (
+        positions > 0 and all(s == 1 for s in geometry.stride) and span <= _SPAN_OVERHEAD * positions
+        and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
+    ):
+        return _Columns((span,), (1,), tuple(t))
+    return _Columns(tuple(output_size), tuple(s * t_d for s, t_d in zip(geometry.stride, t)), tuple(plane_strides(output_size)))
+
+
+def _columns(x_pad: torch.Tensor, kernel_size, geometry: ConvGeometry, columns: _Columns) -> torch.Tensor:
+    """The im2col matrix per group, (G, C/G·K, N·L), copied from x_pad (contiguous) into the
+    scratch buffer; valid until the next call in the same thread."""
+    n, c, plane = x_pad.shape[0], x_pad.shape[1], prod(x_pad.shape[2:])
+    steps = offset_steps(x_pad.shape[2:], geometry.dilation)
+    view = x_pad.as_strided(
+        (c, *kernel_size, n, *columns.sizes), (plane, *steps, c * plane, *columns.plane_steps), x_pad.storage_offset()
+    )
+    cols = scratch.get("cols", view.shape, like=x_pad)
+    cols.copy_(view)
+    return cols.view(geometry.groups, c // geometry.groups * prod(kernel_size), n * columns.length)
+
+
+def _columns_bytes(channels: int, kernel_size, columns: _Columns, like: torch.Tensor) -> int:
+    """The im2col matrix's bytes per sample: C·K rows of L columns of ``like``'s dtype."""
+    return channels * prod(kernel_size) * columns.length * like.element_size()
+
+
+def _outputs(rows: torch.Tensor, shape, columns: _Columns) -> torch.Tensor:
+    """The (N, O, *P) = ``shape`` view of a contiguous (O, N·L) matrix of output rows."""
+    n, length = shape[0], columns.length
+    return rows.as_strided(shape, (length, n * length, *columns.output_strides), rows.storage_offset())
+
+
+def _delta_rows(grad_output: torch.Tensor, columns: _Columns, groups: int) -> torch.Tensor:
+    """δ (N, O, *P) as (G, O/G, N·L) rows, zero in the columns between windows; in the scratch
+    buffer, valid until the next call in the same thread."""
+    n, out_channels = grad_output.shape[:2]
+    shape = (out_channels, n * columns.length)
+    # Only the window columns are ever written here, so the gaps of a buffer of their own stay zero.
+    rows = scratch.zeros("delta rows", shape, grad_output, columns) if columns.has_gaps() else scratch.get("rows", shape, grad_output)
+    _outputs(rows, grad_output.shape, columns).copy_(grad_output)
+    return rows.view(groups, out_channels // groups, -1)
+
+
+def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
+    return pad(x, geometry.padding).contiguous()
+
+
+def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
+    """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
+
+    As a matrix product per group g: y_g = W_g · cols_g (+ b_g), W_g as (O/G, C/G·K);
+    ``activation="relu"`` clamps y at 0 while copying it out (the epilogue a GPU kernel fuses).
+    """
+    n, groups = input.shape[0], geometry.groups
+    out_channels, kernel_size = weight.shape[0], weight.shape[2:]
+    x_pad = _padded(input, geometry)
+    output_size = geometry.output_size(input.shape[2:], kernel_size)
+    columns = _choose_columns(x_pad.shape[2:], output_size, geometry)
+    w = weight.reshape(groups, out_channels // groups, -1)
+    output = input.new_empty((n, out_channels, *output_size))
+    for chunk in _batch_chunks(n, _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
+        cols = _columns(x_pad[chunk], kernel_size, geometry, columns)
+        rows = scratch.get("rows", (groups, out_channels // groups, cols.shape[2]), like=cols)
+        if bias is None:
+            torch.bmm(w, cols, out=rows)
+        else:
+            torch.baddbmm(bias.view(groups, -1, 1), w, cols, out=rows)
+        # One pass from the GEMM's (O, N·L) rows to the (N, O, *P) output, the ReLU epilogue in it.
+        output_part = output[chunk]
+        if activation == "relu":
+            torch.clamp(_outputs(rows, output_part.shape, columns), min=0, out=output_part)
+        else:
+            output_part.copy_(_outputs(rows, output_part.shape, columns))
+    return output
+
+
+def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
+    """dX = δ ⋆ᵀ W, the transposed convolution, as the transpose of the forward's matrix form.
+
+    The forward copied x into cols (im2col) and multiplied: y = W·cols. Backward runs it in
+    reverse (seeds 001/003: the backward pass is the transposed matrix):
+    1. ∂L/∂cols = Wᵀ·δ per group — every window's share of the gradient, one GEMM;
+    2. col2im: each entry of ∂L/∂cols flows back to the input element it was copied from,
+       dX_pad[n, c, p·s + j·d] += ∂L/∂cols[(c, j), (n, p)] — one strided add per kernel
+       offset j, or a single copy when no two windows overlap (1×1 kernels, stride ≥ extent,
+       a single window);
+    3. drop the padding.
+    This is the same sum as the notes' gather form — zero-insert δ by the stride, pad by
+    d·(k−1) − pad, correlate with W rotated 180° with in/out channels swapped
+    (``torchconv_impl.explain.input_grad_by_rotation``, tested equal) — but it never reads
+    the inserted zeros. Plane-span columns need a finite W (gap columns hold Wᵀ·0).
+    ``bias`` (for ConvTranspose) is added at the end.
+    """
+    n, out_channels = grad_output.shape[:2]
+    groups, kernel_size = geometry.groups, weight.shape[2:]
+    in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
+    padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
+    columns = _choose_columns(padded_size, output_size, geometry, gap_operand=weight)
+    w_t = weight.reshape(groups, out_channels // groups, -1).transpose(1, 2)
+    grad = grad_output.new_zeros(n, in_channels, *padded_size)
+    plane, steps = prod(padded_size), offset_steps(padded_size, geometry.dilation)
+    disjoint = all(p == 1 or s >= d * (k - 1) + 1 for p, s, d, k in zip(output_size, geometry.stride, geometry.dilation, kernel_size))
+    for chunk in _batch_chunks(n, _columns_bytes(in_channels, kernel_size, columns, grad)):
+        delta = _delta_rows(grad_output[chunk], columns, groups)
+        cols_grad = scratch.get("cols", (groups, w_t.shape[1], delta.shape[2]), like=grad_output)
+        torch.bmm(w_t, delta, out=cols_grad)
+        grad_part, m = grad[chunk], delta.shape[2] // columns.length
+        cols_grad = cols_grad.view(in_channels, prod(kernel_size), m, *columns.sizes)
+        reached = (in_channels, m, *columns.sizes), (plane, in_channels * plane, *columns.plane_steps)
+        if disjoint:
+            # Every input element receives from at most one (window, offset).
+            windows = grad_part.as_strided(
+                (in_channels, *kernel_size, m, *columns.sizes), (plane, *steps, in_channels * plane, *columns.plane_steps)
+            )
+            windows.copy_(cols_grad.view(windows.shape))
+        else:
+            for start, offset_grad in zip(offset_starts(tuple(kernel_size), tuple(steps)), cols_grad.unbind(1)):
+                grad_part.as_strided(*reached, grad_part.storage_offset() + start).add_(offset_grad)
+    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
+    return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
+
+
+def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
+    """dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x_pad[n, c, p·s + j·d]: the input correlated with δ.
+
+    As a matrix product per group: dW_g = δ_g · cols_gᵀ (the seeds' ∂L/∂W = ∂L/∂Y·Xᵀ), the sum
+    over the batch and positions being the GEMM's reduction dimension. Plane-span columns
+    need a finite x (gap columns hold 0·x).
+    """
+    groups = geometry.groups
+    x_pad = _padded(input, geometry)
+    columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gap_operand=input)
+    grad = None  # (G, O/G, C/G·K), summed over the batch's chunks
+    for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
+        cols_t = _columns(x_pad[chunk], kernel_size, geometry, columns).transpose(1, 2)
+        delta = _delta_rows(grad_output[chunk], columns, groups)
+        grad = torch.bmm(delta, cols_t) if grad is None else grad.baddbmm_(delta, cols_t)
+    return grad.view(grad_output.shape[1], input.shape[1] // groups, *kernel_size)
