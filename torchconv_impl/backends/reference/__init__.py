@@ -1,9 +1,5 @@
-"""The reference backend: the seeds' formulas as plain tensor code, to be read.
-
-Each function computes its docstring's formula directly — im2col as a view and one matrix
-product, pooling over window views — with no caches, chunking or other tricks, on any device.
-The CPU engine (``backends/cpu``) computes the same results faster; both pass the same tests.
-"""
+"""The reference backend: the seeds' formulas as plain tensor code, written to be read — no caches,
+chunking or other tricks; any device. The CPU engine (``backends/cpu``) computes the same, faster."""
 import torch
 
 from .conv import conv_forward, conv_input_grad, conv_weight_grad  # noqa: F401
@@ -13,6 +9,6 @@ from .pool import (  # noqa: F401
 )
 
 
-def relu_input_grad(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """dX = δ where y = max(x, 0) > 0, else 0: torch's threshold_backward, where(y ≤ 0, 0, δ)."""
+def relu_input_grad(grad_output, output):
+    """dX = where(y ≤ 0, 0, δ) for y = max(x, 0): torch's threshold_backward."""
     return torch.where(output <= 0, 0, grad_output)

@@ -1,10 +1,5 @@
-"""Pooling as the seeds write it: a view of every window, then its max or its mean.
-
-x (N, C, *S) input, y (N, C, *P) output. Max pooling also returns where each maximum was:
-torch's index, the flat position in the input plane, Σ_d i_d·∏_{e>d} S_e.
-"""
-from __future__ import annotations
-
+"""Pooling as the seeds write it: a view of every window, then its max or its mean. Max pooling's
+indices are torch's: a flat position in the input plane (N, C, *S), Σ_d i_d·∏_{e>d} S_e."""
 import itertools
 
 import torch
@@ -17,20 +12,17 @@ def _lowest(dtype: torch.dtype):
     return -float("inf") if dtype.is_floating_point else torch.iinfo(dtype).min
 
 
-def _plane_index(input_size, device) -> torch.Tensor:
-    """(1, 1, *S): each input position's flat index in its plane."""
+def _plane_index(input_size, device) -> torch.Tensor:  # (1, 1, *S): each position's flat index
     return torch.arange(prod(input_size), device=device).view(1, 1, *input_size)
 
 
 def _scan_max(values: torch.Tensor, index: torch.Tensor):
     """(max, its index) over the last dim, scanned as torch's kernels scan a window: an element
-    replaces the best so far when it is greater or NaN (so the first maximum wins, and the
-    last NaN); padding (index −1) never does. Where nothing replaced the start (all −∞),
-    the index is the window's first in-bounds element."""
+    replaces the best so far if greater or NaN (the first maximum wins, and the last NaN);
+    padding (index −1) never does. If nothing does (all −∞), the first in-bounds element wins."""
     best = torch.full(values.shape[:-1], _lowest(values.dtype), dtype=values.dtype, device=values.device)
     best_index = torch.where(index >= 0, index, torch.iinfo(torch.long).max).amin(-1)
-    for j in range(values.shape[-1]):
-        value, at = values[..., j], index[..., j]
+    for value, at in zip(values.unbind(-1), index.unbind(-1)):
         better = ((value > best) | value.isnan()) & (at >= 0)
         best, best_index = torch.where(better, value, best), torch.where(better, at, best_index)
     return best, best_index
@@ -45,29 +37,31 @@ def max_pool_forward(input, geometry: PoolGeometry):
     return _scan_max(values, index)
 
 
+def _adaptive_windows(input_size, output_size):
+    """(p, slices of torch's adaptive window p) for every output position p."""
+    for p in itertools.product(*map(range, output_size)):
+        yield p, [slice(*adaptive_window(q, i, o)) for q, i, o in zip(p, input_size, output_size)]
+
+
 def adaptive_max_pool_forward(input, output_size):
     """y[n, c, p] = max over torch's adaptive window p, with max_pool_forward's index."""
-    input_size, plane_index = input.shape[2:], _plane_index(input.shape[2:], input.device)
-    output = input.new_empty(*input.shape[:2], *output_size)
+    output, plane_index = input.new_empty(*input.shape[:2], *output_size), _plane_index(input.shape[2:], input.device)
     indices = torch.empty(output.shape, dtype=torch.long, device=input.device)
-    for p in itertools.product(*map(range, output_size)):
-        window = tuple(slice(*adaptive_window(q, i, o)) for q, i, o in zip(p, input_size, output_size))
+    for p, window in _adaptive_windows(input.shape[2:], output_size):
         output[(..., *p)], indices[(..., *p)] = _scan_max(input[(..., *window)].flatten(2), plane_index[(..., *window)].flatten(2))
     return output, indices
 
 
 def max_pool_backward(grad_output, indices, input_size):
     """dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p]: δ routed to each window's maximum."""
-    n, c = grad_output.shape[:2]
-    grad_input = grad_output.new_zeros(n, c, prod(input_size))
-    return grad_input.scatter_add_(2, indices.flatten(2), grad_output.flatten(2)).view(n, c, *input_size)
+    grad_input = grad_output.new_zeros(*grad_output.shape[:2], prod(input_size))
+    return grad_input.scatter_add_(2, indices.flatten(2), grad_output.flatten(2)).view(*grad_output.shape[:2], *input_size)
 
 
 def max_unpool_forward(input, indices, output_size):
     """z[n, c, indices[n, c, p]] = x[n, c, p], zero elsewhere."""
-    n, c = input.shape[:2]
-    output = input.new_zeros(n, c, prod(output_size))
-    return output.scatter_(2, indices.flatten(2), input.flatten(2)).view(n, c, *output_size)
+    output = input.new_zeros(*input.shape[:2], prod(output_size))
+    return output.scatter_(2, indices.flatten(2), input.flatten(2)).view(*input.shape[:2], *output_size)
 
 
 def max_unpool_backward(grad_output, indices):
@@ -76,32 +70,28 @@ def max_unpool_backward(grad_output, indices):
 
 
 def _divisor(input_size, geometry: PoolGeometry, count_include_pad, divisor_override, like):
-    """torch's divisor per window: ``divisor_override``, else how many of the window's elements
-    lie in the input — or, with count_include_pad, in the input padded by p."""
+    """``divisor_override``, else how many of the window's elements lie in the input (padded by p if count_include_pad)."""
     if divisor_override is not None:
         return divisor_override
-    counted = torch.ones(1, 1, *input_size, dtype=like.dtype, device=like.device)
+    counted, padding = like.new_ones(1, 1, *input_size), geometry.window_padding(input_size)
     if count_include_pad:
         counted = pad(counted, [(p, p) for p in geometry.padding], value=1)
-        padding = [(0, high - p) for (_, high), p in zip(geometry.window_padding(input_size), geometry.padding)]
-    else:
-        padding = geometry.window_padding(input_size)
+        padding = [(0, high - p) for (_, high), p in zip(padding, geometry.padding)]
     view = windows(pad(counted, padding), geometry.kernel_size, geometry.stride, geometry.dilation)
-    return view.sum(list(range(-len(input_size), 0)))[0, 0]
+    return view.flatten(-len(input_size)).sum(-1)[0, 0]
 
 
 def avg_pool_forward(input, geometry: PoolGeometry, count_include_pad, divisor_override):
     """y[n, c, p] = Σ_j x_pad[n, c, p·s + j] / divisor[p]."""
     input_size = input.shape[2:]
     view = windows(pad(input, geometry.window_padding(input_size)), geometry.kernel_size, geometry.stride, geometry.dilation)
-    total = view.sum(list(range(-len(input_size), 0)))
+    total = view.flatten(-len(input_size)).sum(-1)
     divisor = _divisor(input_size, geometry, count_include_pad, divisor_override, total)
     return total / divisor if total.is_floating_point() else torch.div(total, divisor, rounding_mode="trunc")
 
 
 def avg_pool_backward(grad_output, input_size, geometry: PoolGeometry, count_include_pad, divisor_override):
-    """dX_pad[p·s + j] += δ[p] / divisor[p] for every window p and offset j: each window's share
-    goes back to every element it averaged (col2im); then the padding is cut away."""
+    """dX_pad[p·s + j] += δ[p] / divisor[p] for every window p and offset j (col2im), padding cut away."""
     share = grad_output / _divisor(input_size, geometry, count_include_pad, divisor_override, grad_output)
     every_offset = share[(..., *(None,) * len(input_size))].expand(*share.shape, *geometry.kernel_size)
     padding = geometry.window_padding(input_size)
@@ -109,26 +99,18 @@ def avg_pool_backward(grad_output, input_size, geometry: PoolGeometry, count_inc
     return pad(col2im(every_offset, padded_size, geometry.stride, geometry.dilation), [(-low, -high) for low, high in padding])
 
 
-def _averaging_matrix(input_length: int, output_length: int, like: torch.Tensor) -> torch.Tensor:
-    """A (O × L): A[p, l] = 1/|window p| for l in torch's adaptive window p, else 0."""
-    start, end = adaptive_window(torch.arange(output_length, device=like.device), input_length, output_length)
-    position = torch.arange(input_length, device=like.device)
-    inside = (position >= start.unsqueeze(1)) & (position < end.unsqueeze(1))
-    return inside.to(like.dtype) / (end - start).unsqueeze(1).to(like.dtype)
-
-
-def _along_each_dim(t: torch.Tensor, matrices) -> torch.Tensor:
-    """t ×_d M_d: each spatial dim d of t multiplied by its matrix M_d."""
-    for d, matrix in enumerate(matrices):
-        t = (t.movedim(2 + d, -1) @ matrix.T).movedim(-1, 2 + d)
-    return t
-
-
 def adaptive_avg_pool_forward(input, output_size):
-    """y = x ×_d A_d: averaging separates into one matrix product per spatial dim."""
-    return _along_each_dim(input, [_averaging_matrix(i, o, input) for i, o in zip(input.shape[2:], output_size)])
+    """y[n, c, p] = the mean of torch's adaptive window p."""
+    output = input.new_empty(*input.shape[:2], *output_size)
+    for p, window in _adaptive_windows(input.shape[2:], output_size):
+        output[(..., *p)] = input[(..., *window)].flatten(2).mean(-1)
+    return output
 
 
 def adaptive_avg_pool_backward(grad_output, input_size):
-    """dX = δ ×_d A_dᵀ, the adjoint of the forward."""
-    return _along_each_dim(grad_output, [_averaging_matrix(i, o, grad_output).T for i, o in zip(input_size, grad_output.shape[2:])])
+    """dX[n, c, window p] += δ[n, c, p] / |window p|: each mean's share to every element it averaged."""
+    grad = grad_output.new_zeros(*grad_output.shape[:2], *input_size)
+    for p, window in _adaptive_windows(input_size, grad_output.shape[2:]):
+        share = grad_output[(..., *p)] / prod(w.stop - w.start for w in window)
+        grad[(..., *window)] += share[(..., *(None,) * len(input_size))]
+    return grad
