@@ -167,24 +167,24 @@ def conv_input_grad_kernel(
     iw = _first_position(rw, LW, SW) + qw * SW
     row_mask = (rows < M) & (id_ < ID) & (ih < IH) & (iw < IW)
     chan_mask = chans < C_G
-    jd, nd = _phase_taps(rd, KD, SD, DD, TD)
-    jh, nh = _phase_taps(rh, KH, SH, DH, TH)
-    jw, nw = _phase_taps(rw, KW, SW, DW, TW)
+    jd, taps_d = _phase_taps(rd, KD, SD, DD, TD)
+    jh, taps_h = _phase_taps(rh, KH, SH, DH, TH)
+    jw, taps_w = _phase_taps(rw, KW, SW, DW, TW)
     dy_rows = dy + n * stride_dn + g * O_G * stride_dc
     w_cols = w + g * O_G * stride_wo + chans * stride_wc
     out_blocks = tl.cdiv(O_G, BLOCK_K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for step in range(trips(nd * nh * nw * out_blocks)):
-        _, td, th, tw = unflatten(step // out_blocks, nd, nh, nw)
+    for step in range(trips(taps_d * taps_h * taps_w * out_blocks)):
+        _, td, th, tw = unflatten(step // out_blocks, taps_d, taps_h, taps_w)
         kd = jd + td * TD
         kh = jh + th * TH
         kw = jw + tw * TW
         # p·s = i + lo − j·d exactly (the phase picked the taps); negative: before the start.
-        ed = id_ + LD - kd * DD
-        eh = ih + LH - kh * DH
-        ew = iw + LW - kw * DW
-        pd, ph, pw = ed // SD, eh // SH, ew // SW
-        inside = row_mask & (ed >= 0) & (pd < PD) & (eh >= 0) & (ph < PH) & (ew >= 0) & (pw < PW)
+        ps_d = id_ + LD - kd * DD
+        ps_h = ih + LH - kh * DH
+        ps_w = iw + LW - kw * DW
+        pd, ph, pw = ps_d // SD, ps_h // SH, ps_w // SW
+        inside = row_mask & (ps_d >= 0) & (pd < PD) & (ps_h >= 0) & (ph < PH) & (ps_w >= 0) & (pw < PW)
         outs = block(step % out_blocks, BLOCK_K, INT64)
         out_mask = outs < O_G
         a = tl.load(dy_rows[:, None] + (pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]

@@ -71,18 +71,18 @@ def max_pool_forward_kernel(
     row_mask = rows < M
     chan_mask = chans < C
     n, pd, ph, pw = unflatten(rows, PD, PH, PW)
-    sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
-    sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
-    sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+    start_d, end_d = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+    start_h, end_h = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+    start_w, end_w = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
     # Compared in ACC (exact for every input dtype): the interpreter compares bfloat16 as raw bits.
     best = tl.full((BLOCK_M, BLOCK_N), float("-inf"), ACC)
     argmax = tl.full((BLOCK_M, BLOCK_N), -1, tl.int64)
     for tap in range(trips(KD * KH * KW)):
         _, kd, kh, kw = unflatten(tap, KD, KH, KW)
-        id_, ih, iw = sd + kd * DD, sh + kh * DH, sw + kw * DW
+        id_, ih, iw = start_d + kd * DD, start_h + kh * DH, start_w + kw * DW
         inside = row_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
         if ADAPTIVE:
-            inside &= (id_ < ed) & (ih < eh) & (iw < ew)
+            inside &= (id_ < end_d) & (ih < end_h) & (iw < end_w)
         value = tl.load(x + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
                         + chans[None, :] * stride_xc, mask=inside[:, None] & chan_mask[None, :], other=float("-inf")).to(ACC)
         take = inside[:, None] & ((value > best) | (value != value) | (argmax < 0))
@@ -125,13 +125,13 @@ def _counted_size(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD
                   ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr):
     """The divisor without divisor_override: Π over dims of window p's size clipped to the
     padded input (COUNT_PAD) or to the input (adaptive windows lie inside it: their size)."""
-    sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
-    sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
-    sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+    start_d, end_d = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+    start_h, end_h = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+    start_w, end_w = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
     if COUNT_PAD:
-        return (tl.minimum(ed, ID + LD) - sd) * (tl.minimum(eh, IH + LH) - sh) * (tl.minimum(ew, IW + LW) - sw)
-    return ((tl.minimum(ed, ID) - tl.maximum(sd, 0)) * (tl.minimum(eh, IH) - tl.maximum(sh, 0))
-            * (tl.minimum(ew, IW) - tl.maximum(sw, 0)))
+        return (tl.minimum(end_d, ID + LD) - start_d) * (tl.minimum(end_h, IH + LH) - start_h) * (tl.minimum(end_w, IW + LW) - start_w)
+    return ((tl.minimum(end_d, ID) - tl.maximum(start_d, 0)) * (tl.minimum(end_h, IH) - tl.maximum(start_h, 0))
+            * (tl.minimum(end_w, IW) - tl.maximum(start_w, 0)))
 
 
 @triton.autotune(configs=_CONFIGS, key=_KEY)
@@ -152,15 +152,15 @@ def avg_pool_forward_kernel(
     row_mask = rows < M
     chan_mask = chans < C
     n, pd, ph, pw = unflatten(rows, PD, PH, PW)
-    sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
-    sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
-    sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+    start_d, end_d = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+    start_h, end_h = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+    start_w, end_w = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     for tap in range(trips(KD * KH * KW)):
         _, kd, kh, kw = unflatten(tap, KD, KH, KW)
-        id_, ih, iw = sd + kd, sh + kh, sw + kw
-        inside = (row_mask & (id_ >= 0) & (id_ < tl.minimum(ed, ID)) & (ih >= 0) & (ih < tl.minimum(eh, IH))
-                  & (iw >= 0) & (iw < tl.minimum(ew, IW)))
+        id_, ih, iw = start_d + kd, start_h + kh, start_w + kw
+        inside = (row_mask & (id_ >= 0) & (id_ < tl.minimum(end_d, ID)) & (ih >= 0) & (ih < tl.minimum(end_h, IH))
+                  & (iw >= 0) & (iw < tl.minimum(end_w, IW)))
         acc += tl.load(x + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
                        + chans[None, :] * stride_xc, mask=inside[:, None] & chan_mask[None, :], other=0.0).to(ACC)
     if DIVISOR != 0:  # divisor_override
@@ -204,11 +204,11 @@ def avg_pool_backward_kernel(
         pd = _last_window(id_, td, ID, PD, SD, LD, ADAPTIVE)
         ph = _last_window(ih, th, IH, PH, SH, LH, ADAPTIVE)
         pw = _last_window(iw, tw, IW, PW, SW, LW, ADAPTIVE)
-        sd, ed = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
-        sh, eh = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
-        sw, ew = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
-        holds = (row_mask & (pd >= 0) & (pd < PD) & (sd <= id_) & (id_ < ed) & (ph >= 0) & (ph < PH)
-                 & (sh <= ih) & (ih < eh) & (pw >= 0) & (pw < PW) & (sw <= iw) & (iw < ew))
+        start_d, end_d = _window(pd, ID, PD, KD, SD, LD, ADAPTIVE)
+        start_h, end_h = _window(ph, IH, PH, KH, SH, LH, ADAPTIVE)
+        start_w, end_w = _window(pw, IW, PW, KW, SW, LW, ADAPTIVE)
+        holds = (row_mask & (pd >= 0) & (pd < PD) & (start_d <= id_) & (id_ < end_d) & (ph >= 0) & (ph < PH)
+                 & (start_h <= ih) & (ih < end_h) & (pw >= 0) & (pw < PW) & (start_w <= iw) & (iw < end_w))
         grad = tl.load(dy + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
                        + chans[None, :] * stride_dc, mask=holds[:, None] & chan_mask[None, :], other=0.0).to(ACC)
         if DIVISOR != 0:  # divisor_override

@@ -179,18 +179,18 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
         delta = _delta_rows(grad_output[chunk], columns, groups)
         cols_grad = scratch.get("cols", (groups, w_t.shape[1], delta.shape[2]), like=grad_output)
         torch.bmm(w_t, delta, out=cols_grad)
-        grad_part, m = grad[chunk], delta.shape[2] // columns.length
-        cols_grad = cols_grad.view(in_channels, prod(kernel_size), m, *columns.sizes)
-        reached = (in_channels, m, *columns.sizes), (plane, in_channels * plane, *columns.plane_steps)
+        grad_part, samples = grad[chunk], delta.shape[2] // columns.length
+        cols_grad = cols_grad.view(in_channels, prod(kernel_size), samples, *columns.sizes)
+        offset_view = (in_channels, samples, *columns.sizes), (plane, in_channels * plane, *columns.plane_steps)  # one offset's elements
         if disjoint:
             # Every input element receives from at most one (window, offset).
-            windows = grad_part.as_strided(
-                (in_channels, *kernel_size, m, *columns.sizes), (plane, *steps, in_channels * plane, *columns.plane_steps)
+            every_offset = grad_part.as_strided(
+                (in_channels, *kernel_size, samples, *columns.sizes), (plane, *steps, in_channels * plane, *columns.plane_steps)
             )
-            windows.copy_(cols_grad.view(windows.shape))
+            every_offset.copy_(cols_grad.view(every_offset.shape))
         else:
             for start, offset_grad in zip(offset_starts(tuple(kernel_size), tuple(steps)), cols_grad.unbind(1)):
-                grad_part.as_strided(*reached, grad_part.storage_offset() + start).add_(offset_grad)
+                grad_part.as_strided(*offset_view, grad_part.storage_offset() + start).add_(offset_grad)
     grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
     return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
 

@@ -299,8 +299,8 @@ def _averaging_matrix(input_length: int, output_length: int, like: torch.Tensor)
 
 def _apply_per_dim(t: torch.Tensor, matrices) -> torch.Tensor:
     """t ×_d M_d for each spatial dim d: contracts dim 2+d of t with the columns of M_d."""
-    for d, m in enumerate(matrices):
-        t = torch.matmul(t.movedim(2 + d, -1), m.transpose(0, 1)).movedim(-1, 2 + d)
+    for d, matrix in enumerate(matrices):
+        t = torch.matmul(t.movedim(2 + d, -1), matrix.transpose(0, 1)).movedim(-1, 2 + d)
     return t
 
 
