@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from ._geometry import check, ntuple
+from ._geometry import ntuple
+from .errors import check
 from .backends.reference._strided import pad
 from .functional.conv import _conv
 

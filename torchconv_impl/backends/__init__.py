@@ -32,7 +32,7 @@ from types import ModuleType
 
 import torch
 
-from .._geometry import ArgumentError
+from ..errors import ArgumentError
 
 _MODULES = {"reference": "torchconv_impl.backends.reference", "triton": "torchconv_impl.backends.triton"}
 NAMES = ("auto", *_MODULES)

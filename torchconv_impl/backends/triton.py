@@ -15,7 +15,8 @@ except ImportError as error:
 
 from ..triton_kernels import conv as conv_kernels, pool as pool_kernels
 from ..triton_kernels._common import DOT_DTYPES, INTERPRET
-from .._geometry import ArgumentError, ConvGeometry, check, pool_output_size
+from .._geometry import ConvGeometry, pool_output_size
+from ..errors import ArgumentError, check
 from .reference import pool as reference_pool
 
 _INTERPRETED = bool(INTERPRET)
