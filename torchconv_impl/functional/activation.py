@@ -11,20 +11,24 @@ from ._checks import check_tensor
 __all__ = ["relu", "relu_", "sigmoid", "tanh"]
 
 
-def relu(input, inplace=False):
-    """max(x, 0) element-wise; ``inplace`` overwrites ``input``. See ``torch.nn.functional.relu``."""
-    check_tensor(input, "input", "relu")
+def _relu(input, inplace: bool, op: str):
+    check_tensor(input, "input", op)
     check(
         input.dtype != torch.bool and not input.is_complex(),
-        lambda: f"relu: expected input to have a real, non-bool dtype, got {input.dtype}",
+        lambda: f"{op}: expected input to have a real, non-bool dtype, got {input.dtype}",
         ArgumentNotImplementedError,
     )
-    return ReLU.apply(input, bool(inplace), backends.resolve(input))
+    return ReLU.apply(input, inplace, backends.resolve(input))
+
+
+def relu(input, inplace=False):
+    """max(x, 0) element-wise; ``inplace`` overwrites ``input``. See ``torch.nn.functional.relu``."""
+    return _relu(input, bool(inplace), "relu")
 
 
 def relu_(input):
     """In-place ``relu``."""
-    return relu(input, inplace=True)
+    return _relu(input, True, "relu_")
 
 
 def sigmoid(input):
