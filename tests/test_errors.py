@@ -432,3 +432,21 @@ def test_complex_conv_bias_gradient():
     expected = torch.autograd.grad(TF.conv2d(args[0], args[1], bias, **kwargs).abs().sum(), bias)[0]
     actual = torch.autograd.grad(F.conv2d(args[0], args[1], bias, **kwargs).abs().sum(), bias)[0]
     torch.testing.assert_close(actual, expected, **TOLERANCES[torch.complex128])
+
+
+@pytest.mark.parametrize("input_dtype,target_dtype", [(torch.int64, torch.float32), (torch.float64, torch.bool)])
+def test_mse_loss_integer_operand_promoted_as_torch(input_dtype, target_dtype):
+    """torch accepts an integer or bool operand beside a float one, computing in the promoted
+    dtype; so do we, with torch's value and gradient."""
+    generator = torch.Generator().manual_seed(0)
+    input = torch.randint(0, 3, (3, 4), generator=generator).to(input_dtype)
+    target = torch.randint(0, 3, (3, 4), generator=generator).to(target_dtype)
+    float_operand = input if input.is_floating_point() else target
+    float_operand.requires_grad_()
+    expected = TF.mse_loss(input, target)
+    actual = F.mse_loss(input, target)
+    assert actual.dtype == expected.dtype
+    torch.testing.assert_close(actual, expected, **TOLERANCES[expected.dtype])
+    torch.testing.assert_close(
+        torch.autograd.grad(actual, float_operand)[0], torch.autograd.grad(expected, float_operand)[0], **TOLERANCES[expected.dtype]
+    )

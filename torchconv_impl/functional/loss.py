@@ -167,7 +167,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     check_tensor(input, "input", op)
     check_tensor(target, "target", op)
     check_tensor(weight, "weight", op, optional=True)
-    # torch computes in input's and target's promoted dtype: an integer operand is fine beside a float one.
+    # torch computes in input's and target's promoted dtype, which must be floating-point: an
+    # integer or bool operand beside a float one is promoted to it.
     dtype = torch.promote_types(input.dtype, target.dtype)
     check(
         dtype in FLOAT,
@@ -175,7 +176,6 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
         f"got input {input.dtype} and target {target.dtype}",
         ArgumentNotImplementedError,
     )
-    # An integer or bool operand beside a float one is promoted to it, as torch does.
     input, target = (t if t.is_floating_point() else t.to(dtype) for t in (input, target))
     _check_same_device(op, input, target=target, weight=weight)
     if target.shape != input.shape:
