@@ -23,7 +23,8 @@ pytest.importorskip("triton")
 import torchconv_impl  # noqa: E402
 import torchconv_impl.functional as F  # noqa: E402
 from support import DEVICE, assert_close, grads, no_native_ops, record_calls  # noqa: E402
-from torchconv_impl._geometry import ArgumentError, ConvGeometry  # noqa: E402
+from torchconv_impl._geometry import ConvGeometry  # noqa: E402
+from torchconv_impl.errors import ArgumentError  # noqa: E402
 from torchconv_impl.backends import triton as triton_backend  # noqa: E402
 from torchconv_impl.triton_kernels import _common, conv as conv_kernels, pool as pool_kernels  # noqa: E402
 

@@ -7,24 +7,12 @@ from dataclasses import dataclass
 
 import torch
 
-
-class ArgumentError(ValueError, RuntimeError):
-    """Bad arguments to a torchconv_impl layer.
-
-    A ValueError, and also a RuntimeError so that code written against torch, which raises
-    RuntimeError for the same inputs, keeps catching it.
-    """
-
-
-def check(condition: bool, message) -> None:
-    """Raise ArgumentError(message) unless ``condition``. ``message`` may be a function
-    returning the text (as in ``torch._check``), so hot paths format it only on failure."""
-    if not condition:
-        raise ArgumentError(message() if callable(message) else message)
+from .errors import ArgumentTypeError, check
 
 
 def ntuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
-    """An int or a length-n sequence of ints, as a length-n tuple (torch's `_ntuple`)."""
+    """An int or a length-n sequence of ints, as a length-n tuple (torch's `_ntuple`). As in
+    torch, a value of another type is a TypeError and a sequence of another length is not."""
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,) * n
     if isinstance(value, (tuple, list, torch.Size)) and all(
@@ -34,7 +22,7 @@ def ntuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
             return tuple(value) * n
         check(len(value) == n, lambda: f"{op}: expected {name} to be an int or a tuple of {n} ints, got {tuple(value)}")
         return tuple(value)
-    raise ArgumentError(f"{op}: expected {name} to be an int or a tuple of {n} ints, got {value!r}")
+    raise ArgumentTypeError(f"{op}: expected {name} to be an int or a tuple of {n} ints, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import inspect
 import torch
 
 from . import nn as ours
-from ._geometry import check
+from .errors import check
 
 __all__ = ["convert"]
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from ._geometry import check, ntuple
+from ._geometry import ntuple
 from .backends.reference.conv import pad
+from .errors import check
 from .functional.conv import _conv
 
 

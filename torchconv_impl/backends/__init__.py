@@ -39,7 +39,7 @@ from types import ModuleType
 
 import torch
 
-from .._geometry import ArgumentError
+from ..errors import ArgumentError
 
 _MODULES = {name: f"torchconv_impl.backends.{name}" for name in ("reference", "cpu", "triton")}
 NAMES = ("auto", *_MODULES)

@@ -15,7 +15,8 @@ except ImportError as error:
 
 from ..triton_kernels import conv as conv_kernels, pool as pool_kernels
 from ..triton_kernels._common import DOT_DTYPES, INTERPRET
-from .._geometry import ArgumentError, ConvGeometry, PoolGeometry, check
+from .._geometry import ConvGeometry, PoolGeometry
+from ..errors import ArgumentError, check
 from .cpu import pool as cpu_pool
 
 _INTERPRETED = bool(INTERPRET)

@@ -4,35 +4,40 @@ from __future__ import annotations
 import torch
 
 from .. import backends
-from .._geometry import check
 from ..autograd.activation import ReLU, Sigmoid, Tanh
+from ..errors import ArgumentNotImplementedError, check
+from ._checks import check_tensor
 
 __all__ = ["relu", "relu_", "sigmoid", "tanh"]
 
 
-def _check_input(input, op: str) -> None:
-    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+def _relu(input, inplace: bool, op: str):
+    check_tensor(input, "input", op)
+    check(
+        input.dtype != torch.bool and not input.is_complex(),
+        lambda: f"{op}: expected input to have a real, non-bool dtype, got {input.dtype}",
+        ArgumentNotImplementedError,
+    )
+    return ReLU.apply(input, inplace, backends.resolve(input))
 
 
 def relu(input, inplace=False):
     """max(x, 0) element-wise; ``inplace`` overwrites ``input``. See ``torch.nn.functional.relu``."""
-    _check_input(input, "relu")
-    check(input.dtype != torch.bool, "relu: expected a numeric input, got a bool tensor")
-    return ReLU.apply(input, bool(inplace), backends.resolve(input))
+    return _relu(input, bool(inplace), "relu")
 
 
 def relu_(input):
     """In-place ``relu``."""
-    return relu(input, inplace=True)
+    return _relu(input, True, "relu_")
 
 
 def sigmoid(input):
     """1 / (1 + e⁻ˣ) element-wise. See ``torch.nn.functional.sigmoid``."""
-    _check_input(input, "sigmoid")
+    check_tensor(input, "input", "sigmoid")
     return Sigmoid.apply(input)
 
 
 def tanh(input):
     """tanh x element-wise. See ``torch.nn.functional.tanh``."""
-    _check_input(input, "tanh")
+    check_tensor(input, "input", "tanh")
     return Tanh.apply(input)

@@ -8,15 +8,25 @@ from __future__ import annotations
 import torch
 
 from .. import backends
-from .._geometry import ConvGeometry, check, ntuple, same_padding
+from .._geometry import ConvGeometry, ntuple, same_padding
 from ..autograd.conv import Convolution, ConvolutionTranspose
+from ..errors import ArgumentTypeError, check
 from ._autocast import lower_precision
-from ._checks import check_float, check_input_dim, check_same_dtype_device, non_negative, positive
+from ._checks import (
+    COMPLEX, FLOAT, INTEGER, check_dtype, check_float, check_input_dim, check_same_dtype_device, check_tensor, is_int,
+    non_negative, positive,
+)
+
+# The dtypes torch's CPU convolutions compute: its transposed convolutions take int64 alone
+# of the integer dtypes.
+CONV_DTYPES = FLOAT | COMPLEX | INTEGER
+CONV_TRANSPOSE_DTYPES = FLOAT | COMPLEX | {torch.int64}
 
 
-def _check_operands(input, weight, bias, nd: int, op: str, weight_layout: str) -> bool:
+def _check_operands(input, weight, bias, nd: int, op: str, weight_layout: str, dtypes, expected_dtype: str) -> bool:
     batched = check_input_dim(input, nd, op)
-    check(isinstance(weight, torch.Tensor), lambda: f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
+    check_tensor(weight, "weight", op)
+    check_tensor(bias, "bias", op, optional=True)
     check(
         weight.dim() == nd + 2,
         lambda: f"{op}: expected weight to be {nd + 2}-D {weight_layout}, "
@@ -31,7 +41,7 @@ def _check_operands(input, weight, bias, nd: int, op: str, weight_layout: str) -
         all(s > 0 for s in input.shape[-nd:]),
         lambda: f"{op}: expected input with a non-zero size in every spatial dimension, got input of size {list(input.shape)}",
     )
-    check_float(input, "input", op)
+    check_dtype(input, "input", op, dtypes, expected_dtype)
     check_same_dtype_device(op, input=input, weight=weight, bias=bias)
     return batched
 
@@ -45,15 +55,17 @@ def _check_bias(bias, out_channels: int, op: str) -> None:
 
 
 def _check_groups(groups, op: str) -> None:
-    check(
-        isinstance(groups, int) and not isinstance(groups, bool) and groups > 0,
-        lambda: f"{op}: expected groups to be a positive int, got {groups!r}",
-    )
+    message = lambda: f"{op}: expected groups to be a positive int, got {groups!r}"  # noqa: E731
+    check(is_int(groups), message, ArgumentTypeError)
+    check(groups > 0, message)
 
 
 def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, nd: int, op: str, activation=None):
     input, weight, bias = lower_precision(input, weight, bias)
-    batched = _check_operands(input, weight, bias, nd, op, "(out_channels, in_channels/groups, *kernel_size)")
+    batched = _check_operands(
+        input, weight, bias, nd, op, "(out_channels, in_channels/groups, *kernel_size)",
+        CONV_DTYPES, "a floating-point, complex or integer dtype",
+    )
     stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
     positive(stride, "stride", op)
     positive(dilation, "dilation", op)
@@ -97,12 +109,15 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
 
 def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, nd: int, op: str):
     input, weight, bias = lower_precision(input, weight, bias)
-    batched = _check_operands(input, weight, bias, nd, op, "(in_channels, out_channels/groups, *kernel_size)")
+    batched = _check_operands(
+        input, weight, bias, nd, op, "(in_channels, out_channels/groups, *kernel_size)",
+        CONV_TRANSPOSE_DTYPES, "a floating-point or complex dtype or int64",
+    )
     stride, dilation = ntuple(stride, nd, "stride", op), ntuple(dilation, nd, "dilation", op)
     positive(stride, "stride", op)
     positive(dilation, "dilation", op)
     _check_groups(groups, op)
-    check(not isinstance(padding, str), lambda: f"{op}: expected padding to be an int or a tuple, got {padding!r}")
+    check(not isinstance(padding, str), lambda: f"{op}: expected padding to be an int or a tuple, got {padding!r}", ArgumentTypeError)
     padding = ntuple(padding, nd, "padding", op)
     output_padding = ntuple(output_padding, nd, "output_padding", op)
     non_negative(padding, "padding", op)
@@ -161,8 +176,9 @@ def conv_bias_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, gr
     """relu(conv{1,2,3}d(input, weight, bias, ...)) as one operation: the Triton backend applies
     the bias and the ReLU in the convolution kernel's epilogue, without a second pass over the
     output. The dimension (1 to 3) follows from ``weight``; arguments as in ``conv2d``."""
+    check_tensor(weight, "weight", "conv_bias_relu")
     check(
-        isinstance(weight, torch.Tensor) and 3 <= weight.dim() <= 5,
+        3 <= weight.dim() <= 5,
         "conv_bias_relu: expected weight to be a 3-D, 4-D or 5-D Tensor (out_channels, in_channels/groups, *kernel_size)",
     )
     nd = weight.dim() - 2
@@ -194,7 +210,8 @@ def convolve(input, kernel, mode="full"):
     Differentiable in both arguments: it is ``Convolution`` applied to the flipped kernel.
     """
     op = "convolve"
-    check(isinstance(input, torch.Tensor) and isinstance(kernel, torch.Tensor), lambda: f"{op}: expected input and kernel to be Tensors")
+    check_tensor(input, "input", op)
+    check_tensor(kernel, "kernel", op)
     check(mode in ("full", "valid", "same"), lambda: f"{op}: expected mode to be 'full', 'valid' or 'same', got {mode!r}")
     check(
         input.dim() == kernel.dim() and 1 <= input.dim() <= 3,

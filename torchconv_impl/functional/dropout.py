@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import warnings
 
-import torch
-
-from .._geometry import check
 from ..autograd.dropout import Dropout
-from ._checks import check_float
+from ..errors import ArgumentError, ArgumentNotImplementedError, check
+from ._checks import check_float, check_number, check_tensor
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
 
 def _check(input, p, op: str) -> None:
-    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    check_tensor(input, "input", op)
+    check_number(p, "p", op)
     # torch raises ValueError with this message; ArgumentError is a ValueError.
-    check(0.0 <= p <= 1.0, lambda: f"dropout probability has to be between 0 and 1, but got {p}")
+    check(0.0 <= p <= 1.0, lambda: f"{op}: dropout probability p has to be between 0 and 1, but got {p}")
 
 
 def _dropout(input, p, training, inplace, mask_shape, op: str):
     # As torch: nothing to drop returns the input itself (no copy, no graph node).
     if not training or p == 0 or input.numel() == 0:
         return input
-    check_float(input, "input", op)
+    # torch draws the mask in the input's dtype: it has no Bernoulli kernel for complex dtypes
+    # (NotImplementedError) and cannot cast the float draw to an integer one (RuntimeError).
+    check_float(input, "input", op, ArgumentNotImplementedError if input.is_complex() else ArgumentError)
     if p == 1:
         scaled_mask = input.new_zeros(mask_shape)
     else:

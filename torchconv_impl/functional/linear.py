@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import torch
 
-from .._geometry import check
 from ..autograd.linear import Linear
+from ..errors import check
 from ._autocast import lower_precision
-from ._checks import check_same_dtype_device
+from ._checks import FLOAT, INTEGER, check_dtype, check_same_dtype_device, check_tensor
 
 __all__ = ["linear"]
+
+# The dtypes torch's CPU matrix product computes (not bool, not complex32).
+LINEAR_DTYPES = FLOAT | INTEGER | {torch.complex64, torch.complex128}
 
 
 def linear(input, weight, bias=None):
@@ -19,14 +22,16 @@ def linear(input, weight, bias=None):
     """
     op = "linear"
     input, weight, bias = lower_precision(input, weight, bias)
-    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
-    check(isinstance(weight, torch.Tensor), lambda: f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
+    check_tensor(input, "input", op)
+    check_tensor(weight, "weight", op)
+    check_tensor(bias, "bias", op, optional=True)
     check(input.dim() >= 1, lambda: f"{op}: expected input to be at least 1-D (*, in_features), got a 0-D tensor")
     check(
         weight.dim() in (1, 2),
         lambda: f"{op}: expected weight to be 2-D (out_features, in_features) or 1-D (in_features,), "
         f"got {weight.dim()}-D weight of size {list(weight.shape)}",
     )
+    check_dtype(input, "input", op, LINEAR_DTYPES, "a floating-point, integer, complex64 or complex128 dtype")
     check_same_dtype_device(op, input=input, weight=weight, bias=bias)
     check(
         input.shape[-1] == weight.shape[-1],
@@ -36,7 +41,6 @@ def linear(input, weight, bias=None):
     single_output = weight.dim() == 1
     output_shape = (*input.shape[:-1],) if single_output else (*input.shape[:-1], weight.shape[0])
     if bias is not None:
-        check(isinstance(bias, torch.Tensor), lambda: f"{op}: expected bias to be a Tensor or None, got {type(bias).__name__}")
         check(
             bias.dim() <= len(output_shape)
             and all(b in (1, o) for b, o in zip(reversed(bias.shape), reversed(output_shape))),

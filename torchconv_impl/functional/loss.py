@@ -14,10 +14,10 @@ import warnings
 import torch
 from torch.nn import _reduction
 
-from .._geometry import check
 from ..autograd.loss import ClassCrossEntropy, SoftmaxCrossEntropy, SquaredError
+from ..errors import ArgumentIndexError, ArgumentNotImplementedError, check
 from ._autocast import float32_for
-from ._checks import check_float, check_same_dtype_device, values_readable
+from ._checks import FLOAT, check_float, check_number, check_same_dtype_device, check_tensor, values_readable
 
 __all__ = ["cross_entropy", "mse_loss"]
 
@@ -58,8 +58,10 @@ def cross_entropy(
     op = "cross_entropy"
     input, target, weight = float32_for(op, input, target, weight)
     reduction = _resolve_reduction(size_average, reduce, reduction, op)
-    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
-    check(isinstance(target, torch.Tensor), lambda: f"{op}: expected target to be a Tensor, got {type(target).__name__}")
+    check_tensor(input, "input", op)
+    check_tensor(target, "target", op)
+    check_tensor(weight, "weight", op, optional=True)
+    check_number(label_smoothing, "label_smoothing", op)
     check(input.dim() >= 1, lambda: f"{op}: expected input of size (C,) or (N, C, d1, ..., dK), got a 0-D tensor")
     check_float(input, "input", op)
     check(label_smoothing <= 1.0, lambda: f"{op}: expected label_smoothing to be between 0.0 and 1.0, got {label_smoothing}")
@@ -68,9 +70,8 @@ def cross_entropy(
     classes = input.shape[class_dim]
     if weight is not None:
         check(
-            isinstance(weight, torch.Tensor) and weight.shape == (classes,),
-            lambda: f"{op}: expected weight to be a 1-D tensor with {classes} elements (one per class), "
-            f"got {list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}",
+            weight.shape == (classes,),
+            lambda: f"{op}: expected weight to be a 1-D tensor with {classes} elements (one per class), got {list(weight.shape)}",
         )
     _check_same_device(op, input, target=target, weight=weight)
     logits = input.movedim(class_dim, -1).reshape(-1, classes)
@@ -122,6 +123,7 @@ def _check_class_indices(given, classes: int, ignore_index: int) -> None:
         check(
             outside.numel() == 0,
             lambda: f"cross_entropy: expected target class indices in [0, {classes}) or ignore_index={ignore_index}, got {outside[:5].tolist()}",
+            ArgumentIndexError,
         )
 
 
@@ -162,9 +164,19 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     op = "mse_loss"
     input, target, weight = float32_for(op, input, target, weight)
     reduction = _resolve_reduction(size_average, reduce, reduction, op)
-    check(isinstance(input, torch.Tensor), lambda: f"{op}: expected input to be a Tensor, got {type(input).__name__}")
-    check(isinstance(target, torch.Tensor), lambda: f"{op}: expected target to be a Tensor, got {type(target).__name__}")
-    check_float(input, "input", op)
+    check_tensor(input, "input", op)
+    check_tensor(target, "target", op)
+    check_tensor(weight, "weight", op, optional=True)
+    # torch computes in input's and target's promoted dtype, which must be floating-point: an
+    # integer or bool operand beside a float one is promoted to it.
+    dtype = torch.promote_types(input.dtype, target.dtype)
+    check(
+        dtype in FLOAT,
+        lambda: f"{op}: expected input to have a floating-point dtype, or target one it promotes to, "
+        f"got input {input.dtype} and target {target.dtype}",
+        ArgumentNotImplementedError,
+    )
+    input, target = (t if t.is_floating_point() else t.to(dtype) for t in (input, target))
     _check_same_device(op, input, target=target, weight=weight)
     if target.shape != input.shape:
         try:
@@ -178,9 +190,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
         )
     if weight is not None:
         check(
-            isinstance(weight, torch.Tensor) and weight.shape == input.shape,
-            lambda: f"{op}: expected weight of the input's size {list(input.shape)}, "
-            f"got {list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}",
+            weight.shape == input.shape,
+            lambda: f"{op}: expected weight of the input's size {list(input.shape)}, got {list(weight.shape)}",
         )
     errors = SquaredError.apply(*torch.broadcast_tensors(input, target))
     if weight is None:

@@ -6,22 +6,27 @@ stride None or [] means the kernel size; padding at most half the kernel (p ≤ 
 the dilation); ceil mode never starts a window in the right padding; inputs are (N, C, *S) or
 unbatched (C, *S), a zero batch allowed but no empty channel/spatial dims (adaptive avg
 pooling allows zero channels). Max pooling and unpooling take float and integer inputs, avg
-pooling float and int64 (as torch's CPU kernels), adaptive pooling float.
+pooling float and int64 (as torch's CPU kernels), adaptive pooling float; other dtypes raise
+NotImplementedError, as torch's kernels do.
 """
 from __future__ import annotations
 
 import torch
 
 from .. import backends
-from .._geometry import PoolGeometry, check, ntuple, prod
+from .._geometry import PoolGeometry, ntuple, prod
 from ..autograd.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool, MaxUnpool
+from ..errors import ArgumentError, ArgumentIndexError, ArgumentTypeError, check
 from ._autocast import float32_for
-from ._checks import check_float, check_input_dim, non_negative, positive, values_readable
+from ._checks import (
+    FLOAT, INTEGER, check_dtype, check_float, check_input_dim, check_tensor, is_int, non_negative, positive,
+    values_readable,
+)
 
 
-def _check_input(input, nd: int, op: str, *, empty_channels: bool = False) -> bool:
+def _check_input(input, nd: int, op: str, *, empty_channels: bool = False, too_few: type[ArgumentError] = ArgumentError) -> bool:
     """Batched or unbatched input with non-empty non-batch dims; returns whether batched."""
-    batched = check_input_dim(input, nd, op)
+    batched = check_input_dim(input, nd, op, too_few=too_few)
     spatial = input.shape[-nd:]
     channels = input.shape[-nd - 1]
     check(
@@ -33,17 +38,11 @@ def _check_input(input, nd: int, op: str, *, empty_channels: bool = False) -> bo
 
 
 def _check_real(input, op: str) -> None:
-    check(
-        input.is_floating_point() or not (input.is_complex() or input.dtype == torch.bool),
-        lambda: f"{op}: expected input to have a floating-point or integer dtype, got {input.dtype}",
-    )
+    check_dtype(input, "input", op, FLOAT | INTEGER, "a floating-point or integer dtype")
 
 
 def _check_avg_dtype(input, op: str) -> None:
-    check(
-        input.is_floating_point() or input.dtype == torch.int64,
-        lambda: f"{op}: expected input to have a floating-point dtype or int64, got {input.dtype}",
-    )
+    check_dtype(input, "input", op, FLOAT | {torch.int64}, "a floating-point dtype or int64")
 
 
 def _is_empty_sequence(value) -> bool:
@@ -127,9 +126,12 @@ def _unpool_size(input, kernel_size, stride, padding, output_size, nd: int, op: 
         size = default
     else:
         check(
-            isinstance(output_size, (tuple, list, torch.Size))
-            and len(output_size) in (nd, nd + 2)
-            and all(isinstance(o, int) and not isinstance(o, bool) for o in output_size),
+            isinstance(output_size, (tuple, list, torch.Size)) and all(is_int(o) for o in output_size),
+            lambda: f"{op}: expected output_size to be a sequence of {nd} or {nd + 2} ints, got {output_size!r}",
+            ArgumentTypeError,
+        )
+        check(
+            len(output_size) in (nd, nd + 2),
             lambda: f"{op}: expected output_size to be a sequence of {nd} or {nd + 2} ints, got {output_size!r}",
         )
         size = tuple(output_size)[-nd:]
@@ -146,10 +148,8 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, *, nd
     (input,) = float32_for(op, input)
     batched = _check_input(input, nd, op)
     _check_real(input, op)
-    check(
-        isinstance(indices, torch.Tensor) and indices.dtype == torch.int64,
-        lambda: f"{op}: expected indices to be an int64 tensor, got {getattr(indices, 'dtype', type(indices).__name__)}",
-    )
+    check_tensor(indices, "indices", op)
+    check(indices.dtype == torch.int64, lambda: f"{op}: expected indices to be an int64 tensor, got {indices.dtype}")
     check(
         indices.shape == input.shape,
         lambda: f"{op}: expected indices of the input's size {list(input.shape)}, got {list(indices.shape)}",
@@ -185,13 +185,14 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
 def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, *, nd: int, op: str):
     (input,) = float32_for(op, input)
-    batched = _check_input(input, nd, op)
+    # torch's avg_pool2d indexes the input's third-last dim before checking its rank.
+    batched = _check_input(input, nd, op, too_few=ArgumentIndexError if nd == 2 else ArgumentError)
     _check_avg_dtype(input, op)
     geometry = PoolGeometry(*_window(kernel_size, stride, padding, 1, nd, op), bool(ceil_mode))
-    check(
-        divisor_override is None or (isinstance(divisor_override, int) and not isinstance(divisor_override, bool) and divisor_override != 0),
-        lambda: f"{op}: expected divisor_override to be None or a non-zero int, got {divisor_override!r}",
-    )
+    if divisor_override is not None:
+        message = lambda: f"{op}: expected divisor_override to be None or a non-zero int, got {divisor_override!r}"  # noqa: E731
+        check(is_int(divisor_override), message, ArgumentTypeError)
+        check(divisor_override != 0, message)
     _check_pooled_size(input, geometry, op)
     x = _batch(input, batched)
     output = AvgPool.apply(x, geometry, bool(count_include_pad), divisor_override, backends.resolve(x))
@@ -215,12 +216,15 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def _adaptive_size(input, output_size, nd: int, op: str) -> tuple[int, ...]:
     """An int, or nd entries each an int or None (None: keep that input size)."""
-    if isinstance(output_size, int) and not isinstance(output_size, bool):
+    if is_int(output_size):
         output_size = (output_size,) * nd
     check(
-        isinstance(output_size, (tuple, list, torch.Size))
-        and len(output_size) == nd
-        and all(o is None or (isinstance(o, int) and not isinstance(o, bool)) for o in output_size),
+        isinstance(output_size, (tuple, list, torch.Size)) and all(o is None or is_int(o) for o in output_size),
+        lambda: f"{op}: expected output_size to be an int or a tuple of {nd} ints or Nones, got {output_size!r}",
+        ArgumentTypeError,
+    )
+    check(
+        len(output_size) == nd,
         lambda: f"{op}: expected output_size to be an int or a tuple of {nd} ints or Nones, got {output_size!r}",
     )
     size = tuple(i if o is None else o for o, i in zip(output_size, input.shape[-nd:]))

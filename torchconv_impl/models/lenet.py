@@ -23,7 +23,7 @@ import torch
 from torch import nn as torch_nn
 
 from .. import nn as ours_nn
-from .._geometry import check
+from ..errors import check
 
 __all__ = ["LeNet5", "LECUN1998_C3_TABLE", "c3_connection_table", "num_trainable_parameters"]
 

@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 from .. import functional as F
-from .._geometry import ArgumentError, check
+from ..errors import argument_error_like, check
+from ._constructor import TorchConstructor
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-class _ConvNd:
+class _ConvNd(TorchConstructor):
     """Forward for Conv1d/2d/3d, with two options torch.nn has not, both keyword-only:
 
     ``connection_table`` is a boolean (out_channels × in_channels/groups) mask — LeNet-5's
@@ -89,19 +90,19 @@ class Conv3d(_ConvNd, nn.Conv3d):
     __doc__ = nn.Conv3d.__doc__
 
 
-class _ConvTransposeNd:
+class _ConvTransposeNd(TorchConstructor):
     """Forward for ConvTranspose1d/2d/3d, with torch's ``output_size`` argument."""
 
     def forward(self, input, output_size=None):
         nd = len(self.kernel_size)
         # torch's own shape arithmetic for output_size → output_padding; its ValueError names
-        # output_size and the valid range, re-raised as our ArgumentError.
+        # output_size and the valid range, re-raised as our ArgumentError of the same class.
         try:
             output_padding = self._output_padding(
                 input, output_size, self.stride, self.padding, self.kernel_size, nd, self.dilation
             )
-        except ValueError as error:
-            raise ArgumentError(f"{type(self).__name__}: {error}") from None
+        except (TypeError, ValueError) as error:
+            raise argument_error_like(error)(f"{type(self).__name__}: {error}") from None
         return _CONV_TRANSPOSE[nd](
             input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups, self.dilation
         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 from torch import nn
 
 from .. import functional as F
+from ._constructor import TorchConstructor
 
 __all__ = ["Linear"]
 
 
-class Linear(nn.Linear):
+class Linear(TorchConstructor, nn.Linear):
     __doc__ = nn.Linear.__doc__
 
     def forward(self, input):
