@@ -9,7 +9,8 @@ Three computations of the backend seam serve both layers:
 ConvTranspose is the adjoint of Conv: its forward is Conv's input-gradient, so its backward
 is Conv's forward (for dX) and the weight-gradient with input and δ swapped (for dW).
 Every backward calls these same Functions, so backward passes are differentiable again
-(double backward, gradgradcheck).
+(double backward, gradgradcheck). For complex tensors each backward pairs δ with the other
+operand's conjugate (dX = δ ⋆ᵀ conj(W), dW = conj(x) ⋆ δ), torch's convention for gradients.
 """
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def _bias_grad(grad_output: torch.Tensor) -> torch.Tensor:
 def _per_channel(bias: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
     """A bias (C,) shaped (C, 1, …, 1) to broadcast over ``like`` (N, C, *S)."""
     return None if bias is None else bias.view(-1, *(1,) * (like.dim() - 2))
+
+
+def _conj(t: torch.Tensor) -> torch.Tensor:
+    """conj(t), materialised, for complex ``t``; a real ``t`` itself."""
+    return t.conj().resolve_conj() if t.is_complex() else t
 
 
 def _crop(t: torch.Tensor, size) -> torch.Tensor:
@@ -69,9 +75,9 @@ class Convolution(Function):
         if ctx.activation == "relu":
             grad_output = ReLUInputGrad.apply(grad_output, output, backend)
         if ctx.needs_input_grad[0]:
-            grad_input = ConvolutionTranspose.apply(grad_output, weight, None, geometry, input.shape[2:], backend)
+            grad_input = ConvolutionTranspose.apply(grad_output, _conj(weight), None, geometry, input.shape[2:], backend)
         if ctx.needs_input_grad[1]:
-            grad_weight = ConvolutionWeightGrad.apply(input, grad_output, geometry, weight.shape[2:], backend)
+            grad_weight = ConvolutionWeightGrad.apply(_conj(input), grad_output, geometry, weight.shape[2:], backend)
         if ctx.needs_input_grad[2]:
             grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None
@@ -110,9 +116,9 @@ class ConvolutionTranspose(Function):
         geometry, backend = ctx.geometry, ctx.backend
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_input = _crop(Convolution.apply(grad_output, weight, None, geometry, backend, None), input.shape[2:])
+            grad_input = _crop(Convolution.apply(grad_output, _conj(weight), None, geometry, backend, None), input.shape[2:])
         if ctx.needs_input_grad[1]:
-            grad_weight = ConvolutionWeightGrad.apply(grad_output, input, geometry, weight.shape[2:], backend)
+            grad_weight = ConvolutionWeightGrad.apply(grad_output, _conj(input), geometry, weight.shape[2:], backend)
         if ctx.needs_input_grad[2]:
             grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None
@@ -147,9 +153,9 @@ class ConvolutionWeightGrad(Function):
         geometry, backend = ctx.geometry, ctx.backend
         grad_input = grad_grad_output = None
         if ctx.needs_input_grad[0]:
-            grad_input = ConvolutionTranspose.apply(grad_output, grad_grad_weight, None, geometry, input.shape[2:], backend)
+            grad_input = ConvolutionTranspose.apply(_conj(grad_output), grad_grad_weight, None, geometry, input.shape[2:], backend)
         if ctx.needs_input_grad[1]:
-            grad_grad_output = _crop(Convolution.apply(input, grad_grad_weight, None, geometry, backend, None), grad_output.shape[2:])
+            grad_grad_output = _crop(Convolution.apply(_conj(input), grad_grad_weight, None, geometry, backend, None), grad_output.shape[2:])
         return grad_input, grad_grad_output, None, None, None
 
     @staticmethod
