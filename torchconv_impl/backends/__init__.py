@@ -2,13 +2,33 @@
 
 A backend is a module that implements some of the operations registered in
 ``torchconv_impl.ops`` (the autograd Functions never do arithmetic of their own; they call
-those operators, whose real implementation calls the backend's function of the same name):
+those operators, whose real implementation calls the backend's function of the same name)::
 
-    conv_forward(input, weight, bias, geometry, activation)           y = x ⋆ W + b
-    conv_input_grad(grad_output, weight, input_size, bias, geometry)  dX = δ ⋆ᵀ W (+ b)
-    conv_weight_grad(input, grad_output, kernel_size, geometry)       dW = x ⋆ δ
-    max_pool_forward / max_pool_backward / avg_pool_forward / avg_pool_backward / ...
-    relu_input_grad(grad_output, output)                              dX = δ ⊙ [y > 0]
+    conv_forward(input, weight, bias, geometry, activation) -> y        y = x ⋆ W + b (ReLU'd)
+    conv_input_grad(grad_output, weight, input_size, bias, geometry)    dX = δ ⋆ᵀ W (+ b)
+    conv_weight_grad(input, grad_output, kernel_size, geometry)         dW = x ⋆ δ
+    max_pool_forward(input, geometry) -> (y, indices)                   y[p] = max over window p
+    adaptive_max_pool_forward(input, output_size) -> (y, indices)       … over adaptive windows
+    max_pool_backward(grad_output, indices, input_size)                 dX = Σ_p δ[p] at indices[p] (scatter-add)
+    max_unpool_forward(input, indices, output_size)                     z[indices[p]] = x[p], else 0
+    max_unpool_backward(grad_output, indices)                           dX[p] = δ[indices[p]] (gather)
+    avg_pool_forward(input, geometry, count_include_pad, divisor_override)            y[p] = Σ_window x_pad / divisor[p]
+    avg_pool_backward(grad_output, input_size, geometry, count_include_pad, divisor_override)   its adjoint
+    adaptive_avg_pool_forward(input, output_size) / adaptive_avg_pool_backward(grad_output, input_size)
+    relu_input_grad(grad_output, output)                                dX = where(y ≤ 0, 0, δ)
+
+Conventions every backend keeps:
+
+* tensors are batched, (N, C, *S) in and (N, C, *P) out (functional adds the batch dim), in
+  any memory layout; results may be in any layout (the operators lay them out as torch does);
+* geometry is a ``ConvGeometry`` or ``PoolGeometry`` (``torchconv_impl._geometry``); every
+  argument has been checked by ``torchconv_impl.functional``;
+* max pooling's ``indices`` are int64, shaped like its output, and hold torch's index: the
+  flat position in the input plane, Σ_d s_d·∏_{e>d} S_e, of the first maximum in window scan
+  order (row-major over kernel offsets), or of the last NaN; padding never wins (an all −∞
+  window gives its first in-bounds element);
+* max pooling and unpooling also take integer inputs, average pooling int64 (truncating, as
+  torch does), convolution integers and complex numbers; integers need no gradient.
 
 Backends:
 

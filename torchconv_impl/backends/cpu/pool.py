@@ -1,38 +1,5 @@
-"""The CPU engine's pooling: every pooling computation of the backend seam, N-d, tuned for CPUs.
-
-Conventions shared by every backend (a Triton backend implements the same functions with the
-same signatures and results; the autograd Functions in ``torchconv_impl.autograd.pool`` call
-them through ``backends.op``):
-
-* tensors are batched, (N, C, *S) in and (N, C, *P) out (functional adds the batch dim), in
-  any memory layout; results may be in any layout (autograd restores torch's);
-* a window's geometry is a ``PoolGeometry`` (``torchconv_impl._geometry``); all arguments
-  have been checked by ``torchconv_impl.functional.pool``;
-* ``indices`` are int64, shaped like the pooled output, and hold — as torch's do — the flat
-  index into each input plane: for position (s₁, …, s_n) of S, Σ_d s_d · Π_{e>d} S_e;
-* float inputs everywhere; max pooling and unpooling also take integer inputs, avg pooling
-  int64 (integer results truncate, as torch's do). None of the integer cases needs a gradient.
-
-The seam::
-
-    max_pool_forward(input, geometry) -> (output, indices)
-        y[p] = max over the window; the index is torch's: the first maximum in window scan
-        order (row-major over kernel offsets), the last NaN if the window has one; padding
-        never wins (an all −inf window gives its first in-bounds element)
-    max_pool_backward(grad_output, indices, input_size) -> grad_input
-        dX = Σ_p δ[p] at indices[p]: scatter-ADD (overlapping windows may share an argmax)
-    max_unpool_forward(input, indices, output_size) -> output
-        z[indices[p]] = x[p] in a zero (N, C, *output_size): scatter (set)
-    max_unpool_backward(grad_output, indices) -> grad_input
-        dX[p] = δ[indices[p]]: gather — also the derivative of max_pool_backward w.r.t. δ
-    avg_pool_forward(input, geometry, count_include_pad, divisor_override) -> output
-        y[p] = Σ_window x_pad / divisor[p]
-    avg_pool_backward(grad_output, input_size, geometry, count_include_pad, divisor_override) -> grad_input
-        dX = Σ_p δ[p] / divisor[p] spread over window p (the adjoint of avg_pool_forward)
-    adaptive_avg_pool_forward(input, output_size) -> output          y = x ×_d A_d
-    adaptive_avg_pool_backward(grad_output, input_size) -> grad_input   dX = δ ×_d A_dᵀ
-    adaptive_max_pool_forward(input, output_size) -> (output, indices)
-        as max_pool_forward over the adaptive windows; backward is max_pool_backward
+"""The CPU engine's pooling: every pooling computation of the backend seam, N-d, tuned for CPUs
+(per-offset planes in a scratch buffer, an argmax by float arithmetic, cached index tables).
 
 Adaptive windows, per dim (torch's): output i of O over an input of length L covers
 [⌊i·L/O⌋, ⌈(i+1)·L/O⌉). A_d is the (O × L) averaging matrix of those windows.
