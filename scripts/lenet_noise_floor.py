@@ -29,8 +29,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run of the three networks per seed")
     parser.add_argument("--out", default="runs/lenet_noise_floor", help="output directory")
     args = parser.parse_args(argv)
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        parser.error(f"--out: {args.out} is a file, not a directory")
+    cli.check_out(parser, args.out)
     recipe, device, dtype = cli.recipe_and_machine(parser, args)
     cli.ensure_mnist(parser, args.data_root)
     data = [load_mnist(args.data_root, train, subset, dtype, device)

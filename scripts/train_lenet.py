@@ -22,7 +22,6 @@ confusion_matrix.png. The code is torchconv_impl.training.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch.distributed as dist
 
@@ -36,8 +35,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="runs/lenet", help="output directory")
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.pt; its model options win (default: start afresh)")
     args = parser.parse_args(argv)
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        parser.error(f"--out: {args.out} is a file, not a directory")
+    cli.check_out(parser, args.out)
     recipe, device, dtype = cli.recipe_and_machine(parser, args)
     resume = None
     if args.resume:

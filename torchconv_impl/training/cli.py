@@ -107,3 +107,9 @@ def ensure_mnist(parser: argparse.ArgumentParser, root: str) -> None:
         mnist_root(root)
     except FileNotFoundError as error:
         parser.error(f"--data-root: {error}")
+
+
+def check_out(parser: argparse.ArgumentParser, out: str) -> None:
+    """``parser.error`` unless ``--out`` is a directory or can become one."""
+    if Path(out).exists() and not Path(out).is_dir():
+        parser.error(f"--out: {out} is a file, not a directory")
