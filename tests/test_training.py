@@ -120,6 +120,15 @@ def test_bad_flags_end_in_one_line(capsys, argv, message):
     assert torch.get_num_threads() == threads
 
 
+def test_out_must_be_a_directory(tmp_path, capsys):
+    (tmp_path / "file").touch()
+    parser, _ = _common_flags([])
+    cli.check_out(parser, str(tmp_path / "folder"))
+    with pytest.raises(SystemExit):
+        cli.check_out(parser, str(tmp_path / "file"))
+    assert capsys.readouterr().err.splitlines()[-1] == f"train: error: --out: {tmp_path / 'file'} is a file, not a directory"
+
+
 def test_flags_make_the_recipe():
     threads = torch.get_num_threads()
     try:
