@@ -16,7 +16,7 @@ import torch
 from torchconv_impl import training
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA_ROOT = pathlib.Path(os.environ.get("TORCHCONV_DATA", "./data")).resolve()
+DATA_ROOT = pathlib.Path(os.environ.get("TORCHCONV_DATA") or "./data").resolve()
 # This checkout's package, whatever is installed; one thread, as on a shared CPU.
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))), "OMP_NUM_THREADS": "1"}
 

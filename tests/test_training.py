@@ -19,7 +19,7 @@ from torchconv_impl import training
 from torchconv_impl.models import LeNet5
 from torchconv_impl.training import cli, noise_floor, plots
 
-DATA_ROOT = pathlib.Path(os.environ.get("TORCHCONV_DATA", "./data"))
+DATA_ROOT = pathlib.Path(os.environ.get("TORCHCONV_DATA") or "./data")
 needs_mnist = pytest.mark.skipif(
     not training.data.has_mnist(DATA_ROOT / "MNIST" / "raw"),
     reason=f"real MNIST not found under {DATA_ROOT.resolve()}/MNIST/raw (set TORCHCONV_DATA to the directory holding MNIST/raw)",

@@ -44,7 +44,7 @@ def common_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--c3-connections", choices=C3_CONNECTIONS, default=DEFAULT.c3_connections,
                         help="C3's connections: the 1998 paper's table or all")
     machine = p.add_argument_group("data and machine")
-    machine.add_argument("--data-root", default=os.environ.get("TORCHCONV_DATA", "./data"),
+    machine.add_argument("--data-root", default=os.environ.get("TORCHCONV_DATA") or "./data",
                          help="the folder that holds MNIST/raw/ (downloaded there if missing); env TORCHCONV_DATA")
     machine.add_argument("--train-subset", type=int, metavar="N", help="train on the first N training images (default: all 60,000)")
     machine.add_argument("--test-subset", type=int, metavar="N", help="evaluate on the first N test images (default: all 10,000)")
