@@ -1,9 +1,9 @@
 """Benchmark torchconv_impl against torch's native layers, both timed in the same run.
 
-    python scripts/bench.py                       # CPU: reference backend vs torch's CPU kernels
+    python scripts/bench.py                       # CPU, 1 thread: reference backend vs torch's CPU kernels
     python scripts/bench.py --device cuda         # GPU: Triton backend vs cuDNN (cudnn.benchmark on)
     python scripts/bench.py --device cuda --dtype bfloat16 --channels-last --out bench_results
-    python scripts/bench.py --compile --threads 1   # + eager vs torch.compile (Inductor), ours and torch
+    python scripts/bench.py --compile               # + eager vs torch.compile (Inductor), ours and torch
 
 Each case is timed per phase — forward, input-gradient, weight-gradient, forward+backward —
 for torch and for ours on the same tensors. Printed: milliseconds, achieved TFLOP/s (conv) or
@@ -204,6 +204,10 @@ def run_compile_table(device, dtype, repeats):
               f"self-vs-self spread {median['ours eager again'] / median['ours eager']:.2f}")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each flag's default shown, and the description as written."""
+
+
 def timer(device, repeats):
     if device.type == "cuda":
         import triton.testing
@@ -222,26 +226,36 @@ def timer(device, repeats):
     return cpu_time
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--backend", default="auto", help="torchconv_impl backend for 'ours'")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both sides run")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="of every tensor")
+    parser.add_argument("--channels-last", action="store_true", help="4-d tensors in channels-last memory format")
+    parser.add_argument("--backend", default="auto", choices=torchconv_impl.backends.NAMES, help="torchconv_impl backend for 'ours'")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads, 0 = torch's default (docs/results.md's figures use 1: the machine is shared)")
     parser.add_argument("--repeats", type=int, default=7, help="CPU repeats per measurement (median)")
-    parser.add_argument("--only", default="", help="run only cases whose name contains this text")
-    parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this text (any case; default: all)")
+    parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png (default: none written)")
     parser.add_argument("--compile", action="store_true", help="also time whole models eager vs torch.compile")
-    args = parser.parse_args()
-
+    args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be non-negative, got {args.threads}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be positive, got {args.repeats}")
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this torch sees no CUDA device (torch.cuda.is_available() is False)")
+    available = GPU_CASES if device.type == "cuda" else CPU_CASES
+    cases = [c for c in available if args.only.casefold() in c.name.casefold()]
+    if not cases:
+        parser.error(f"--only {args.only!r} matches no {device.type} case; the cases are: " + "; ".join(c.name for c in available))
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the baseline at its best; TF32 left as torch's defaults, same on both sides
     time_ms = timer(device, args.repeats)
-    cases = [c for c in (GPU_CASES if device.type == "cuda" else CPU_CASES) if args.only in c.name]
     machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     meta = dict(date=datetime.date.today().isoformat(), machine=machine, torch=torch.__version__, dtype=args.dtype,
                 channels_last=args.channels_last, backend=args.backend, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
@@ -284,20 +298,27 @@ def write_results(out, meta, rows):
         writer.writeheader()
         writer.writerows(rows)
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # One bar per (case, phase), 0.3 inch apart, so that 9-point labels never overlap; a
+    # logarithmic axis, on which 2× faster and 2× slower lie equally far from 1.
     labels = [f"{r['case']} · {r['phase']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 0.22 * len(rows) + 1.5))
-    ax.barh(labels, [r["ratio"] for r in rows])
+    fig, ax = plt.subplots(figsize=(11, 0.3 * len(rows) + 1.6), layout="constrained")
+    ax.barh(labels, [r["ratio"] - 1 for r in rows], left=1, color=["C2" if r["ratio"] >= 1 else "C3" for r in rows])
     ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda ratio, _: f"{ratio:g}×"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.invert_yaxis()
-    ax.set_xlabel("torch time / our time  (> 1: ours faster)")
-    ax.set_title(f"{meta['machine']} · {meta['dtype']} · {meta['date']}")
-    ax.tick_params(axis="y", labelsize=6)
-    fig.tight_layout()
+    ax.set_xlabel("torch time / our time  (> 1, green: ours faster)")
+    ax.set_title(f"{meta['machine']} · {meta['dtype']} · {meta['date']}", fontsize=10)
+    ax.tick_params(axis="y", labelsize=9)
+    ax.grid(axis="x", which="both", alpha=0.3)
     fig.savefig(os.path.join(out, "ratios.png"), dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,15 @@ paper used 1.7159·tanh(2x/3)) or ReLU; the output is a linear layer trained wit
 cross-entropy (the paper's Euclidean RBF units are not reproduced).
 
 Both impls have the same module names and the same state_dict keys, so a checkpoint of one
-loads into the other.
+loads into the other. The state_dict carries the model options (``_extra_state``), and loading
+it into a LeNet5 built with other options raises instead of silently giving a network whose
+weights do not fit its activation or pooling; ``LeNet5.from_checkpoint`` builds the model the
+checkpoint describes.
 """
 from __future__ import annotations
+
+import os
+from typing import IO
 
 import torch
 from torch import nn as torch_nn
@@ -146,6 +152,34 @@ class LeNet5(torch_nn.Module):
         1998 table: 156 + 1,516 + 48,120 + 10,164 + 850)."""
         return num_trainable_parameters(self)
 
+    def get_extra_state(self) -> dict[str, str]:
+        return dict(self.options)
+
+    def set_extra_state(self, state: dict[str, str]) -> None:
+        """Called by load_state_dict with the state_dict's options: they must be this model's."""
+        if state != self.options:
+            raise RuntimeError(
+                f"LeNet5.load_state_dict: the state_dict is of a LeNet5 with {_describe(state)}, this model has "
+                f"{_describe(self.options)}; build LeNet5({_describe(state)}) or use LeNet5.from_checkpoint"
+            )
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike | IO[bytes] | dict, impl: str = "ours", map_location=None) -> "LeNet5":
+        """The model a checkpoint describes, with its weights, options and dtype: ``checkpoint``
+        is a state_dict of LeNet5, a training checkpoint holding one under ``"model"``
+        (torchconv_impl.training), or a path or file of either. Files load with
+        ``torch.load(weights_only=True)``: one holding anything but tensors and plain
+        containers (a pickled callable, say) is refused, never run."""
+        if not isinstance(checkpoint, dict):
+            checkpoint = torch.load(checkpoint, map_location=map_location, weights_only=True)
+        state = checkpoint.get("model", checkpoint)
+        if not isinstance(state, dict) or "_extra_state" not in state:
+            raise RuntimeError("LeNet5.from_checkpoint: expected a LeNet5 state_dict, which carries its model options under "
+                               f"'_extra_state', got one with keys {list(state)[:8]}")
+        model = cls(**state["_extra_state"], impl=impl).to(state["c1.weight"])
+        model.load_state_dict(state)
+        return model
+
     def twin(self) -> "LeNet5":
         """The same network in the other impl, with a copy of this one's weights."""
         other = LeNet5(**self.options, impl="torch" if self.impl == "ours" else "ours")
@@ -153,7 +187,11 @@ class LeNet5(torch_nn.Module):
         return other.to(next(self.parameters()))
 
     def extra_repr(self) -> str:
-        return f"impl={self.impl!r}, " + ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"impl={self.impl!r}, {_describe(self.options)}"
+
+
+def _describe(options: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in options.items())
 
 
 def num_trainable_parameters(module: torch_nn.Module) -> int:
