@@ -51,8 +51,9 @@ def input_grad_by_rotation(grad_output, weight, input_size, stride=1, padding=0,
        needs to give back exactly ``input_size`` (the stride's remainder, output_padding);
     4. correlate ("full" convolution) with stride 1 and the same dilation.
 
-    The reference backend computes the same sum without reading the inserted zeros
-    (``backends/reference/conv.py: conv_input_grad``); the tests check that both agree.
+    The backends compute the same sum as the transpose of the forward's matrix form, col2im of
+    δ·W (``backends/reference/conv.py: conv_input_grad``), which multiplies none of the inserted
+    or padded zeros; the tests check that both agree.
     """
     nd = weight.dim() - 2
     op = "input_grad_by_rotation"
