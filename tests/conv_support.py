@@ -12,7 +12,7 @@ import torch.nn.functional as TF
 
 import torchconv_impl
 import torchconv_impl.functional as F
-from support import DEVICE, check_against_torch, module_pair, no_native_ops, record_calls
+from support import DEVICE, check_against_torch, module_pair, no_native_ops, record_calls, torch_conv_follows_memory_format
 from torchconv_impl import backends
 from torchconv_impl import nn as ours_nn
 
@@ -95,10 +95,7 @@ def check_non_contiguous_layout(op, geometry, tensor, layout):
     if tensor == "grad_output":
         grad_output = stored(layout, getattr(TF, op)(input, weight, bias, **kwargs).shape, dtype)
     assert not (input if grad_output is None else grad_output).is_contiguous()
-    # torch's CPU fallback for float64 3-d convolutions ignores memory formats (its float32
-    # and cuDNN kernels follow them, as ours do): that output layout says nothing.
-    torch_follows_layout = not (layout == "channels_last" and op.endswith("3d") and DEVICE.type == "cpu")
-    check_op(op, input, weight, bias, grad_output, layout=torch_follows_layout, **kwargs)
+    check_op(op, input, weight, bias, grad_output, layout=torch_conv_follows_memory_format(input), **kwargs)
 
 
 def check_output_memory_format(op, geometry, stored_channels_last):
