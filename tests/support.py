@@ -185,12 +185,12 @@ def check_against_torch(ours, theirs, *inputs, grad_output=None, reference_dtype
                            [delta.to(want.dtype) for delta, (_, want) in zip(deltas, differentiated)])
     with no_native_ops():
         actual_grads = grads([got for got, _ in differentiated], ours_wrt, deltas)
-    for index, (got, want, leaf) in enumerate(zip(actual_grads, expected_grads, ours_wrt)):
+    for index, (got, want, wrt) in enumerate(zip(actual_grads, expected_grads, ours_wrt)):
         if want is None:
             assert got is None, f"{msg}: gradient {index} is not None where torch's is"
         else:
             assert got is not None, f"{msg}: gradient {index} is None where torch's is not"
-            _assert_matches(got, want, leaf.dtype, False, f"{msg}: gradient {index}")
+            _assert_matches(got, want, wrt.dtype, False, f"{msg}: gradient {index}")
     return Comparison(actual, expected, actual_grads, expected_grads)
 
 
