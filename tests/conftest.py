@@ -22,3 +22,10 @@ def backend(request):
     """Runs a test once per backend (see support.BACKENDS), with that backend selected."""
     with torchconv_impl.use_backend(request.param):
         yield request.param
+
+
+@pytest.fixture
+def exact_torch_oracle():
+    """cuDNN's TF32 would make the float32 oracle itself inexact on a GPU."""
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        yield

@@ -1,36 +1,40 @@
-"""conv1d/2d/3d and conv_transpose1d/2d/3d against torch.nn.functional: the output and all
-three gradients (input, weight, bias) over a curated list of geometries, PyTorch's own OpInfo
-samples, memory layouts, float64 gradcheck/gradgradcheck, and the no-native-ops rule."""
+"""conv1d/2d/3d, conv_bias_relu and Conv1d/2d/3d against torch.nn.functional and torch.nn: the
+output and all three gradients (input, weight, bias) over a curated list of geometries, PyTorch's
+own OpInfo samples, memory layouts, float64 gradcheck/gradgradcheck, the CPU engine's
+batch chunks and scratch buffers, the weight-gradient Function, the fused bias+ReLU, argument
+errors, the modules' constructor, init, state_dict, padding modes and connection_table, and the
+no-native-ops rule."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as TF
+from torch import nn
 
+import torchconv_impl
 import torchconv_impl.functional as F
-from support import DEVICE, assert_close, grads, no_native_ops, record_calls
+from conv_support import (
+    LAYOUTS, case, check_batch_chunks, check_case, check_device_and_dtype_kwargs,
+    check_gradcheck_and_gradgradcheck, check_module_no_native_ops, check_no_native_ops, check_non_contiguous_layout,
+    check_non_finite_values, check_op, check_output_memory_format, check_output_takes_inplace_ops,
+    check_parameters_init_and_repr, check_rejected_with_argument_error, check_state_dict_round_trip_and_forward,
+    check_subclasses_torch_twin, error, nd, opinfo_cases, pair, random, zeros,
+)
+from support import DEVICE, DTYPES, assert_close, check_against_torch, no_native_ops, record_calls
 from torchconv_impl import backends
+from torchconv_impl import nn as ours_nn
 from torchconv_impl._geometry import ConvGeometry
 from torchconv_impl.autograd import ConvolutionWeightGrad
 
-def _text(value) -> str:
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return str(value)
-
-
-def case(op, input_shape, weight_shape, bias=True, **kwargs):
-    """One pytest.param whose id spells the case: op-input-weight-kwargs-bias."""
-    parts = [op, "x".join(map(str, input_shape)), "w" + "x".join(map(str, weight_shape))]
-    parts += [f"{k}={_text(v)}" for k, v in kwargs.items()]
-    parts.append("bias" if bias else "nobias")
-    return pytest.param(op, input_shape, weight_shape, bias, kwargs, id="-".join(parts))
-
+pytestmark = [
+    pytest.mark.usefixtures("exact_torch_oracle"),
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+]
 
 # Every option appears several times: dims 1/2/3, stride (incl. not dividing the input), int and
 # tuple padding, 'same' (incl. even kernels with dilation) and 'valid', dilation, groups
 # (grouped, depthwise groups=C, depth multiplier out=2·C), bias on/off, non-square kernels and
-# inputs, output_padding, batch 0/1/N and unbatched inputs.
+# inputs, batch 0/1/N and unbatched inputs.
 CASES = [
     # conv1d
     case("conv1d", (2, 3, 9), (4, 3, 3)),
@@ -59,48 +63,17 @@ CASES = [
     case("conv3d", (1, 3, 4, 4, 3), (6, 1, 3, 3, 2), False, stride=2, groups=3),
     case("conv3d", (2, 4, 4, 3), (2, 2, 2, 2, 2), padding="valid", dilation=(2, 1, 1)),
     case("conv3d", (0, 2, 3, 3, 3), (2, 2, 2, 2, 2)),
-    # conv_transpose1d
-    case("conv_transpose1d", (2, 3, 5), (3, 4, 3)),
-    case("conv_transpose1d", (2, 4, 4), (4, 3, 3), stride=2, padding=1, output_padding=1, groups=2),
-    case("conv_transpose1d", (1, 2, 5), (2, 2, 4), False, stride=3, output_padding=2, dilation=2),
-    case("conv_transpose1d", (2, 4, 5), (4, 1, 3), padding=2, groups=4, dilation=3),
-    case("conv_transpose1d", (3, 6), (3, 2, 2), stride=2, padding=(1,)),
-    case("conv_transpose1d", (2, 4, 5), (4, 2, 3), False, output_padding=1, groups=2, dilation=2),
-    case("conv_transpose1d", (0, 2, 4), (2, 3, 3), stride=2),
-    # conv_transpose2d
-    case("conv_transpose2d", (2, 3, 4, 3), (3, 2, 3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0)),
-    case("conv_transpose2d", (1, 4, 3, 3), (4, 2, 3, 3), False, stride=2, groups=4),
-    case("conv_transpose2d", (2, 4, 3, 4), (4, 1, 2, 3), padding=1, dilation=(2, 1), groups=4),
-    case("conv_transpose2d", (1, 2, 4, 3), (2, 3, 4, 2), stride=(3, 2), output_padding=(2, 1), dilation=(1, 2)),
-    case("conv_transpose2d", (2, 3, 3), (2, 2, 3, 3), stride=2, padding=1, output_padding=1),
-    case("conv_transpose2d", (0, 2, 3, 3), (2, 2, 3, 3)),
-    # conv_transpose3d (tiny)
-    case("conv_transpose3d", (1, 2, 2, 3, 2), (2, 3, 2, 2, 3), stride=2, padding=(0, 1, 1), output_padding=(1, 0, 1)),
-    case("conv_transpose3d", (2, 4, 2, 2, 3), (4, 1, 3, 2, 2), False, dilation=(1, 2, 1), groups=2),
-    case("conv_transpose3d", (2, 3, 2, 2), (2, 2, 2, 2, 2), stride=(1, 2, 1), padding=(0, 1, 0)),
-    case("conv_transpose3d", (0, 2, 2, 2, 2), (2, 2, 2, 2, 2)),
 ]
 
-
-def _opinfo(op, samples):
-    """PyTorch's OpInfo sample inputs for ``op`` (common_methods_invocations.sample_inputs_<op>), each
-    batched and unbatched, as torch yields them."""
-    params = []
-    for input_shape, weight_shape, bias, kwargs in samples:
-        for shape in (input_shape, input_shape[1:]):
-            params.append(case(op, shape, weight_shape, bias is not None, **kwargs))
-    return params
-
-
 OPINFO_CASES = [
-    *_opinfo("conv1d", [
+    *opinfo_cases("conv1d", [
         ((1, 3, 4), (3, 3, 3), (3,), {"stride": (2,), "padding": 2, "groups": 1}),
         ((2, 4, 8), (2, 2, 3), (2,), {"stride": 3, "padding": 1, "groups": 2, "dilation": 2}),
         ((1, 4, 5), (1, 4, 3), None, {"stride": (2,), "padding": "valid"}),
         ((2, 2, 4), (2, 1, 4), (2,), {"stride": (1,), "padding": "same", "groups": 2, "dilation": (2,)}),
         ((1, 4, 5), (3, 4, 3), None, {}),
     ]),
-    *_opinfo("conv2d", [
+    *opinfo_cases("conv2d", [
         ((1, 3, 4, 4), (3, 3, 3, 3), (3,), {"stride": (2, 2), "padding": 2, "groups": 1}),
         ((2, 4, 8, 8), (2, 2, 3, 3), (2,), {"stride": (3, 2), "padding": (2, 1), "groups": 2, "dilation": (4, 4)}),
         ((1, 4, 5, 5), (1, 4, 2, 3), (1,), {"stride": 2, "padding": 1, "groups": 1, "dilation": (2, 3)}),
@@ -116,7 +89,7 @@ OPINFO_CASES = [
         ((2, 4, 6, 5), (6, 2, 3, 2), (6,), {"groups": 2}),
         ((1, 4, 5, 5), (3, 4, 3, 3), None, {}),
     ]),
-    *_opinfo("conv3d", [
+    *opinfo_cases("conv3d", [
         ((1, 1, 4, 4, 4), (1, 1, 1, 1, 1), (1,), {"padding": "same"}),
         ((1, 1, 4, 4, 4), (1, 1, 4, 4, 4), (1,), {"stride": (2, 2, 2)}),
         ((1, 1, 5, 5, 5), (1, 1, 3, 3, 3), (1,), {"dilation": 2}),
@@ -127,93 +100,19 @@ OPINFO_CASES = [
         ((3, 9, 3, 1, 9), (3, 3, 3, 1, 9), (3,), {"groups": 3}),
         ((3, 9, 3, 1, 9), (3, 3, 3, 1, 9), (3,), {"stride": (2, 2, 2), "dilation": 1, "groups": 3}),
     ]),
-    *_opinfo("conv_transpose1d", [
-        ((1, 3, 4), (3, 3, 3), (3,), {"stride": (2,), "padding": 2, "output_padding": (1,), "groups": 1}),
-        ((2, 2, 4), (2, 2, 4), (4,), {"stride": (3,), "padding": (1,), "output_padding": (2,), "groups": 2, "dilation": (4,)}),
-        ((1, 1, 4), (1, 1, 4), (1,), {"stride": 2, "padding": 1, "output_padding": 1, "groups": 1, "dilation": (2,)}),
-        ((1, 1, 4), (1, 2, 3), None, {"stride": 2, "padding": 1, "output_padding": 1, "groups": 1}),
-        ((1, 4, 5), (4, 8, 3), None, {}),
-    ]),
-    *_opinfo("conv_transpose2d", [
-        ((1, 3, 4, 4), (3, 3, 3, 3), (3,), {"stride": (2, 2), "padding": 2, "output_padding": (1, 1), "groups": 1}),
-        ((2, 2, 4, 4), (2, 2, 4, 5), (4,),
-         {"stride": (3, 2), "padding": (1, 2), "output_padding": (2, 3), "groups": 2, "dilation": (4, 4)}),
-        ((1, 1, 4, 5), (1, 1, 4, 3), (1,), {"stride": 2, "padding": 1, "output_padding": 1, "groups": 1, "dilation": (2, 3)}),
-        ((1, 1, 4, 3), (1, 2, 3, 4), None, {"stride": 2, "padding": 1, "output_padding": 1, "groups": 1}),
-        ((2, 4, 4, 4), (4, 1, 3, 3), None, {"groups": 4}),
-        ((1, 2, 5, 5), (2, 4, 3, 3), None, {}),
-    ]),
-    *_opinfo("conv_transpose3d", [
-        ((1, 3, 4, 4, 4), (3, 3, 3, 3, 3), (3,), {"stride": (2, 2, 2), "padding": 2, "output_padding": (1, 1, 1), "groups": 1}),
-        ((2, 2, 4, 4, 4), (2, 2, 4, 5, 6), (4,),
-         {"stride": (3, 2, 1), "padding": (1, 2, 3), "output_padding": (2, 3, 1), "groups": 2, "dilation": (4, 4, 4)}),
-        ((1, 1, 4, 5, 2), (1, 1, 4, 3, 1), (1,),
-         {"stride": 2, "padding": 1, "output_padding": 1, "groups": 1, "dilation": (2, 3, 2)}),
-        ((1, 1, 4, 3, 4), (1, 2, 3, 4, 5), None, {"stride": 2, "padding": 1, "output_padding": 1, "groups": 1}),
-        ((1, 4, 5, 5, 5), (4, 8, 3, 3, 3), None, {}),
-    ]),
 ]
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
-
-DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
-
-
-@pytest.fixture(autouse=True)
-def _exact_torch_oracle():
-    """cuDNN's TF32 would make the float32 oracle itself inexact on a GPU."""
-    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        yield
-
-
-def _leaf(t):
-    return None if t is None else t.detach().requires_grad_()
-
-
-def _random(shape, dtype):
-    return torch.randn(shape, dtype=dtype, device=DEVICE)
-
-
-def _bias_size(op, weight_shape, kwargs):
-    """out_channels: weight.shape[0] for conv, weight.shape[1]·groups for conv_transpose."""
-    return weight_shape[1] * kwargs.get("groups", 1) if "transpose" in op else weight_shape[0]
-
-
-def check_against_torch(op, input, weight, bias=None, grad_output=None, **kwargs):
-    """Ours vs torch.nn.functional on the same tensors (same strides): the output, then the
-    gradients w.r.t. input, weight and bias for the same grad_output (random if not given).
-    Returns (ours, torch's) output and (ours, torch's) input gradient."""
-    ours, theirs = [_leaf(t) for t in (input, weight, bias)], [_leaf(t) for t in (input, weight, bias)]
-    expected = getattr(TF, op)(*theirs, **kwargs)
-    actual = getattr(F, op)(*ours, **kwargs)
-    assert actual.shape == expected.shape
-    assert_close(actual, expected)
-    if grad_output is None:
-        grad_output = torch.randn_like(expected)
-    actual_grads, expected_grads = grads(actual, ours, grad_output), grads(expected, theirs, grad_output)
-    for name, got, want in zip(("input", "weight", "bias"), actual_grads, expected_grads):
-        if want is None:
-            assert got is None
-        else:
-            assert_close(got, want, msg=f"{op}: gradient w.r.t. {name} differs")
-    return (actual, expected), (actual_grads[0], expected_grads[0])
-
-
-def _run_case(op, input_shape, weight_shape, bias, kwargs, dtype):
-    bias = _random(_bias_size(op, weight_shape, kwargs), dtype) if bias else None
-    check_against_torch(op, _random(input_shape, dtype), _random(weight_shape, dtype), bias, **kwargs)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op,input_shape,weight_shape,bias,kwargs", CASES)
 def test_matches_torch(backend, op, input_shape, weight_shape, bias, kwargs, dtype):
-    _run_case(op, input_shape, weight_shape, bias, kwargs, dtype)
+    check_case(op, input_shape, weight_shape, bias, kwargs, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op,input_shape,weight_shape,bias,kwargs", OPINFO_CASES)
 def test_matches_torch_on_opinfo_samples(backend, op, input_shape, weight_shape, bias, kwargs, dtype):
-    _run_case(op, input_shape, weight_shape, bias, kwargs, dtype)
+    check_case(op, input_shape, weight_shape, bias, kwargs, dtype)
 
 
 # One geometry per op with stride, padding, dilation and groups, for the layout tests.
@@ -221,66 +120,19 @@ LAYOUT_GEOMETRY = {
     "conv1d": ((2, 4, 9), (6, 2, 3), dict(stride=2, padding=1, dilation=2, groups=2)),
     "conv2d": ((2, 4, 7, 6), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)),
     "conv3d": ((2, 4, 4, 3, 5), (6, 2, 2, 2, 3), dict(stride=(1, 2, 2), padding=1, groups=2)),
-    "conv_transpose1d": ((2, 4, 5), (4, 3, 3), dict(stride=2, padding=1, output_padding=1, dilation=2, groups=2)),
-    "conv_transpose2d": ((2, 4, 4, 3), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 0), output_padding=(1, 0), groups=2)),
-    "conv_transpose3d": ((2, 4, 2, 3, 2), (4, 3, 2, 2, 3), dict(stride=2, padding=(0, 1, 1), groups=2)),
 }
 
 
-def _channels_last(t):
-    return t.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
-
-
-def _stored(layout, shape, dtype):
-    """A random tensor of ``shape`` in a non-contiguous ``layout``."""
-    if layout == "transposed":  # first two dimensions swapped in memory
-        return _random((shape[1], shape[0], *shape[2:]), dtype).transpose(0, 1)
-    if layout == "sliced":  # every other element of a larger tensor, in dims 1 and -1
-        return _random((shape[0], 2 * shape[1], *shape[2:-1], 2 * shape[-1]), dtype)[:, ::2, ..., 1::2]
-    if layout == "expanded":  # stride 0 along the batch
-        return _random((1, *shape[1:]), dtype).expand(shape)
-    return _channels_last(_random(shape, dtype))
-
-
-@pytest.mark.parametrize("tensor,layout", [
-    ("input", "transposed"), ("input", "sliced"), ("input", "expanded"), ("input", "channels_last"),
-    ("grad_output", "transposed"), ("grad_output", "expanded"),
-])
+@pytest.mark.parametrize("tensor,layout", LAYOUTS)
 @pytest.mark.parametrize("op", LAYOUT_GEOMETRY)
 def test_non_contiguous_layouts(backend, op, tensor, layout):
-    if layout == "channels_last" and op.endswith("1d"):
-        pytest.skip("no channels_last format for 3-D tensors")
-    input_shape, weight_shape, kwargs = LAYOUT_GEOMETRY[op]
-    dtype = torch.float64
-    input = _stored(layout, input_shape, dtype) if tensor == "input" else _random(input_shape, dtype)
-    weight, bias = _random(weight_shape, dtype), _random(_bias_size(op, weight_shape, kwargs), dtype)
-    grad_output = None
-    if tensor == "grad_output":
-        grad_output = _stored(layout, getattr(TF, op)(input, weight, bias, **kwargs).shape, dtype)
-    assert not (input if grad_output is None else grad_output).is_contiguous()
-    check_against_torch(op, input, weight, bias, grad_output, **kwargs)
-
-
-FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
+    check_non_contiguous_layout(op, LAYOUT_GEOMETRY[op], tensor, layout)
 
 
 @pytest.mark.parametrize("stored", ["input", "weight", "both"])
-@pytest.mark.parametrize("op", ["conv2d", "conv3d", "conv_transpose2d", "conv_transpose3d"])
+@pytest.mark.parametrize("op", ["conv2d", "conv3d"])
 def test_output_memory_format_matches_torch(backend, op, stored):
-    # float32: for float64 3-d convolutions torch's CPU fallback (slow_conv3d) ignores memory
-    # formats, while its mkldnn/cuDNN kernels (float32) follow them, as we do.
-    input_shape, weight_shape, kwargs = LAYOUT_GEOMETRY[op]
-    input, weight = _random(input_shape, torch.float32), _random(weight_shape, torch.float32)
-    if stored in ("input", "both"):
-        input = _channels_last(input)
-    if stored in ("weight", "both"):
-        weight = _channels_last(weight)
-    outputs, input_grads = check_against_torch(op, input, weight, **kwargs)
-    channels_last = FORMATS[input.dim()]
-    # Output and input gradient (torch: both channels_last here); the weight gradient's layout is not compared.
-    for actual, expected in (outputs, input_grads):
-        assert expected.is_contiguous(memory_format=channels_last) and not expected.is_contiguous()
-        assert actual.is_contiguous(memory_format=channels_last) and not actual.is_contiguous()
+    check_output_memory_format(op, LAYOUT_GEOMETRY[op], stored)
 
 
 # float64 gradcheck/gradgradcheck: tiny shapes, each with stride, padding, dilation or groups, and bias.
@@ -289,25 +141,12 @@ GRADCHECK_CASES = [
     case("conv2d", (1, 2, 5, 6), (4, 1, 2, 3), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2),
     case("conv2d", (1, 1, 4, 4), (2, 1, 2, 2), padding="same"),
     case("conv3d", (1, 2, 3, 3, 3), (2, 1, 2, 2, 2), stride=2, padding=1, groups=2),
-    case("conv_transpose1d", (1, 2, 4), (2, 1, 3), stride=2, padding=1, output_padding=1, dilation=2, groups=2),
-    case("conv_transpose2d", (1, 2, 3, 3), (2, 1, 2, 3),
-         stride=(2, 1), padding=(0, 1), output_padding=(1, 0), dilation=(1, 2), groups=2),
-    case("conv_transpose3d", (1, 2, 2, 2, 2), (2, 1, 2, 1, 2), stride=(2, 1, 1), output_padding=(1, 0, 0), groups=2),
 ]
 
 
 @pytest.mark.parametrize("op,input_shape,weight_shape,bias,kwargs", GRADCHECK_CASES)
 def test_gradcheck_and_gradgradcheck(backend, op, input_shape, weight_shape, bias, kwargs):
-    inputs = tuple(
-        _random(shape, torch.float64).requires_grad_()
-        for shape in (input_shape, weight_shape, (_bias_size(op, weight_shape, kwargs),))
-    )
-
-    def function(input, weight, bias):
-        return getattr(F, op)(input, weight, bias, **kwargs)
-
-    assert torch.autograd.gradcheck(function, inputs)
-    assert torch.autograd.gradgradcheck(function, inputs)
+    check_gradcheck_and_gradgradcheck(op, input_shape, weight_shape, kwargs)
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
@@ -316,46 +155,24 @@ def test_zero_input_channels_give_the_bias(backend, nd):
     every output is the bias (torch.nn.Linear(0, O) agrees). torch's own conv returns zero
     *output* channels here and drops the bias; ours keeps the out_channels its weight asks
     for, as the README states."""
-    x = _random((2, 0, *(3,) * nd), torch.float64).requires_grad_()
-    weight = _random((4, 0, *(1,) * nd), torch.float64).requires_grad_()
-    bias = _random((4,), torch.float64).requires_grad_()
-    output = getattr(F, f"conv{nd}d")(x, weight, bias)
-    as_linear = TF.linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
-    assert output.shape == as_linear.shape == (2, 4, *(3,) * nd)
-    assert_close(output, as_linear)
-    grad_output = torch.randn_like(output)
-    expected = grads(as_linear, (x, weight, bias), grad_output)
-    for name, got, want in zip(("x", "weight", "bias"), grads(output, (x, weight, bias), grad_output), expected):
-        assert got.shape == want.shape, name
-        assert_close(got, want, msg=name)
+    x = random((2, 0, *(3,) * nd), torch.float64).requires_grad_()
+    weight = random((4, 0, *(1,) * nd), torch.float64).requires_grad_()
+    bias = random((4,), torch.float64).requires_grad_()
+
+    def as_linear(x, weight, bias):
+        return TF.linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1).contiguous()
+
+    compared = check_against_torch(getattr(F, f"conv{nd}d"), as_linear, x, weight, bias)
+    assert compared.actual[0].shape == (2, 4, *(3,) * nd)
 
 
 # Unit stride: plane-span columns, whose gap columns the chunks must carry as the whole batch does.
-UNIT_STRIDE_GEOMETRY = {
-    "conv2d-unit-stride": ((2, 3, 6, 7), (4, 3, 3, 2), dict(padding=1)),
-    "conv_transpose2d-unit-stride": ((2, 4, 5, 4), (4, 3, 2, 3), dict(padding=(1, 0))),
-}
+BATCH_CHUNK_GEOMETRY = {**LAYOUT_GEOMETRY, "conv2d-unit-stride": ((2, 3, 6, 7), (4, 3, 3, 2), dict(padding=1))}
 
 
-@pytest.mark.parametrize("op", [*LAYOUT_GEOMETRY, *UNIT_STRIDE_GEOMETRY])
+@pytest.mark.parametrize("op", BATCH_CHUNK_GEOMETRY)
 def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
-    """The CPU engine builds im2col a few samples at a time: with chunks of one sample,
-    and of two out of five (a short last chunk), outputs and all gradients are still torch's,
-    with one column per output position and (unit stride) with plane-span columns."""
-    from torchconv_impl.backends.cpu import conv as cpu_conv
-
-    input_shape, weight_shape, kwargs = {**LAYOUT_GEOMETRY, **UNIT_STRIDE_GEOMETRY}[op]
-    op = op.removesuffix("-unit-stride")
-    input_shape = (5, *input_shape[1:])
-    chosen = record_calls(monkeypatch, cpu_conv, "_choose_columns")
-    with backends.use_backend("cpu"):
-        for samples in (1, 2):
-            monkeypatch.setattr(cpu_conv, "_batch_chunks", _chunks_of(samples))
-            bias = _random(_bias_size(op, weight_shape, kwargs), torch.float64)
-            check_against_torch(op, _random(input_shape, torch.float64), _random(weight_shape, torch.float64), bias, **kwargs)
-        inputs = [_random(shape, torch.float64).requires_grad_() for shape in ((3, *input_shape[1:]), weight_shape)]
-        assert torch.autograd.gradgradcheck(lambda x, w: getattr(F, op)(x, w, **kwargs), inputs)
-    assert any(columns.has_gaps() for _, _, columns in chosen) == (kwargs.get("stride", 1) == 1)
+    check_batch_chunks(op.removesuffix("-unit-stride"), BATCH_CHUNK_GEOMETRY[op], monkeypatch)
 
 
 def test_delta_rows_of_equal_shape_and_other_gaps():
@@ -366,8 +183,8 @@ def test_delta_rows_of_equal_shape_and_other_gaps():
     must each still give torch's gradients."""
     with backends.use_backend("cpu"):
         for spatial in [(6, 10), (3, 20), (6, 10)]:
-            x, w, b = _random((2, 3, *spatial), torch.float64), _random((4, 3, 1, 3), torch.float64), _random((4,), torch.float64)
-            check_against_torch("conv2d", x, w, b)
+            x, w, b = random((2, 3, *spatial), torch.float64), random((4, 3, 1, 3), torch.float64), random((4,), torch.float64)
+            check_op("conv2d", x, w, b)
 
 
 def test_zeroed_scratch_buffers_are_bounded():
@@ -386,10 +203,6 @@ def test_zeroed_scratch_buffers_are_bounded():
     assert list(scratch.zeroed) == [("rows", torch.float32, (20 << 20,), "big")]
 
 
-def _chunks_of(samples):
-    return lambda n, per_sample_bytes: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
-
-
 # (input, grad_output, geometry, kernel size): symmetric and asymmetric ('same', even kernel) padding.
 WEIGHT_GRAD_CASES = {
     "1d-stride2-dilation2": ((1, 4, 9), (1, 4, 4), ConvGeometry((2,), ((1, 1),), (2,), 2), (3,)),
@@ -403,8 +216,8 @@ def test_convolution_weight_grad_function(backend, name):
     """ConvolutionWeightGrad directly: its value is torch's weight gradient, and it passes
     float64 gradcheck and gradgradcheck in both arguments (input and δ)."""
     input_shape, grad_output_shape, geometry, kernel_size = WEIGHT_GRAD_CASES[name]
-    input = _random(input_shape, torch.float64).requires_grad_()
-    grad_output = _random(grad_output_shape, torch.float64).requires_grad_()
+    input = random(input_shape, torch.float64).requires_grad_()
+    grad_output = random(grad_output_shape, torch.float64).requires_grad_()
     backend_module = backends.resolve(input)
 
     def weight_grad(input, grad_output):
@@ -424,17 +237,7 @@ def test_convolution_weight_grad_function(backend, name):
 
 @pytest.mark.parametrize("op", LAYOUT_GEOMETRY)
 def test_no_native_ops(backend, op):
-    """Forward, backward and double backward of every conv function dispatch no aten conv op."""
-    input_shape, weight_shape, kwargs = LAYOUT_GEOMETRY[op]
-    input, weight, bias = (
-        _random(shape, torch.float64).requires_grad_()
-        for shape in (input_shape, weight_shape, (_bias_size(op, weight_shape, kwargs),))
-    )
-    with no_native_ops():
-        output = getattr(F, op)(input, weight, bias, **kwargs)
-        first = torch.autograd.grad(output, (input, weight, bias), torch.randn_like(output), create_graph=True)
-        second = torch.autograd.grad(sum((g * g).sum() for g in first), (input, weight, bias), allow_unused=True)
-    assert all(g is not None for g in second[:2])
+    check_no_native_ops(op, LAYOUT_GEOMETRY[op])
 
 
 def test_no_native_ops_catches_torch_conv():
@@ -444,39 +247,278 @@ def test_no_native_ops_catches_torch_conv():
             TF.conv2d(torch.randn(1, 1, 3, 3, device=DEVICE), torch.randn(1, 1, 2, 2, device=DEVICE))
 
 
-@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("op", ["conv2d"])
 def test_output_takes_inplace_ops_like_torch(backend, op):
-    """torchvision's ReLU(inplace=True) after a conv, at batch 1 where no layout copy happens."""
-    x = _random((1, 3, 5, 5), torch.float64).requires_grad_()
-    w = _random((3, 3, 3, 3), torch.float64).requires_grad_()
-    expected = getattr(torch.nn.functional, op)(x, w).relu_()
-    actual = getattr(F, op)(x, w).relu_()
-    assert_close(actual, expected)
-    delta = torch.randn_like(expected)
-    for got, want in zip(grads(actual, (x, w), delta), grads(expected, (x, w), delta)):
-        assert_close(got, want)
+    check_output_takes_inplace_ops(op)
 
 
-@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("op", ["conv2d"])
 @pytest.mark.parametrize("special", ["inf input", "nan weight", "inf grad_output"])
 def test_non_finite_values_stay_where_torch_puts_them(backend, op, special):
-    """The CPU engine computes unit-stride convolutions over plane-span columns, whose
-    gaps carry zeros; 0·inf must not leak into the results. An inf at a row's end sits where
-    only gap columns reach it for most kernel offsets (the dilation spreads each window over
-    rows three apart)."""
-    x = _random((2, 2, 8, 9), torch.float64)
-    w = _random((2, 2, 2, 3), torch.float64)
-    kwargs = dict(dilation=(3, 1)) if op == "conv2d" else dict(dilation=(3, 1), stride=1)
-    if special == "inf input":
-        x[0, 1, 3, -1] = float("inf")
-    if special == "nan weight":
-        w[1, 0, 1, 2] = float("nan")
-    expected = getattr(TF, op)(x, w, **kwargs)
-    grad_output = torch.randn_like(expected)
-    if special == "inf grad_output":
-        grad_output[1, 0, 2, -1] = float("inf")
-    ours, theirs = [t.clone().requires_grad_() for t in (x, w)], [t.clone().requires_grad_() for t in (x, w)]
-    actual, expected = getattr(F, op)(*ours, **kwargs), getattr(TF, op)(*theirs, **kwargs)
-    torch.testing.assert_close(actual, expected, equal_nan=True)
-    for got, want in zip(grads(actual, ours, grad_output), grads(expected, theirs, grad_output)):
-        torch.testing.assert_close(got, want, equal_nan=True)
+    check_non_finite_values(op, special)
+
+
+# ---------------------------------------------------------------------------------------------
+# conv_bias_relu: one operation equal to relu(conv(x, W, b)) in value and every gradient.
+
+FUSED_CASES = [
+    ((2, 3, 9), (4, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 6, 7), (6, 2, 3, 2), dict(padding="same", groups=2)),
+    ((3, 5, 5), (2, 3, 3, 3), dict(dilation=2, padding=2)),  # unbatched
+    ((1, 2, 3, 4, 4), (3, 2, 2, 2, 2), dict(stride=(1, 2, 1))),
+]
+
+
+def _relu_of_torch_conv(x, w, b, **kwargs):
+    return torch.relu(getattr(TF, f"conv{w.dim() - 2}d")(x, w, b, **kwargs))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("input_shape, weight_shape, kwargs", FUSED_CASES)
+def test_matches_relu_of_torch_conv(backend, dtype, input_shape, weight_shape, kwargs):
+    x, w, b = (torch.randn(shape, dtype=dtype, device=DEVICE, requires_grad=True) for shape in (input_shape, weight_shape, weight_shape[:1]))
+    compared = check_against_torch(F.conv_bias_relu, _relu_of_torch_conv, x, w, b, **kwargs)
+    expected = compared.expected[0]
+    assert (expected == 0).any() and (expected > 0).any(), "the case should exercise both sides of the ReLU"
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("special", [float("inf"), -float("inf"), float("nan")], ids=str)
+def test_non_finite_delta_where_relu_is_zero(backend, with_bias, special):
+    """δ = ±inf or NaN where y ≤ 0 contributes nothing, exactly as torch's threshold_backward:
+    every gradient stays finite and equal to torch's. (The CPU path multiplies δ by a float
+    mask, which would turn inf·0 into NaN, so it must notice and take the exact route.)"""
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, device=DEVICE, requires_grad=True) if with_bias else None
+    expected = _relu_of_torch_conv(x, w, b, padding=1)
+    delta = torch.randn_like(expected)
+    delta[expected == 0] = special
+    compared = check_against_torch(F.conv_bias_relu, _relu_of_torch_conv, x, w, b, grad_output=delta, padding=1)
+    for got in compared.actual_grads:
+        assert got is None or got.isfinite().all()
+
+
+def test_fused_gradcheck_and_gradgradcheck():
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 1, 3, 2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+
+    def function(x, w, b):
+        return F.conv_bias_relu(x, w, b, stride=(2, 1), padding=1, groups=2)
+
+    assert torch.autograd.gradcheck(function, (x, w, b))
+    assert torch.autograd.gradgradcheck(function, (x, w, b))
+
+
+def test_rejects_bad_weight():
+    with pytest.raises(torchconv_impl.ArgumentError, match="weight"):
+        F.conv_bias_relu(torch.randn(1, 2, 5, 5), torch.randn(3, 2))
+
+
+def test_triton_backend_fuses_bias_and_relu(monkeypatch):
+    """The Triton backend hands the bias and the ReLU to the kernel, whose epilogue applies
+    them (interpreter on CPU without a GPU): results against torch."""
+    pytest.importorskip("triton")
+    from torchconv_impl.backends import triton as triton_backend
+
+    kernel_calls = record_calls(monkeypatch, triton_backend.conv_kernels, "conv_forward")
+    x = torch.randn(2, 3, 6, 7, device=DEVICE, requires_grad=True)
+    w = torch.randn(5, 3, 3, 3, device=DEVICE, requires_grad=True)
+    b = torch.randn(5, device=DEVICE, requires_grad=True)
+    with torchconv_impl.use_backend("triton"):
+        check_against_torch(F.conv_bias_relu, _relu_of_torch_conv, x, w, b, grad_output=torch.ones(2, 5, 6, 7, device=DEVICE), padding=1)
+    # (input, weight, bias, geometry, activation): the forward only; the backward's convolutions have no epilogue
+    assert [(args[2] is not None, args[4]) for args, _, _ in kernel_calls] == [(True, "relu")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument errors: an ArgumentError (a ValueError and a RuntimeError) whose message names the
+# argument, raised before any tensor op runs — and, where torch rejects the same call,
+# confirmation that torch raises too.
+
+ERRORS = [
+    # tensors and their dimensions
+    error("input-not-tensor", "conv1d", ([[1.0, 2.0]], zeros(1, 1, 1)), r"expected input to be a Tensor", TypeError),
+    error("weight-not-tensor", "conv1d", (zeros(1, 1, 3), [[[1.0]]]), r"expected weight to be a Tensor", TypeError),
+    error("input-ndim-low", "conv1d", (zeros(4), zeros(2, 1, 3)), r"expected input to be 2-D \(unbatched\) or 3-D \(batched\)"),
+    error("input-ndim-high", "conv2d", (zeros(1, 1, 4, 5, 6), zeros(2, 1, 3, 3)), r"expected input to be 3-D .* got 5-D input"),
+    error("weight-ndim", "conv2d", (zeros(1, 1, 4, 5), zeros(2, 1, 3)), r"expected weight to be 4-D .* got 3-D weight"),
+    error("kernel-size-zero", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 0, 3)), r"kernel size \(weight.shape\[2:\]\) to be positive"),
+    error("input-spatial-size-zero", "conv2d", (zeros(1, 2, 0, 5), zeros(2, 2, 3, 3)), r"input with a non-zero size in every spatial",
+          padding=2),
+    # channels and groups
+    error("channel-mismatch", "conv2d", (zeros(1, 3, 4, 5), zeros(2, 2, 3, 3)), r"expected input with 2 channels .* got 3 channels"),
+    error("channel-mismatch-unbatched", "conv1d", (zeros(3, 5), zeros(2, 2, 3)), r"expected input with 2 channels .* got 3 channels"),
+    error("groups-not-dividing-out-channels", "conv2d", (zeros(1, 4, 4, 5), zeros(3, 2, 3, 3)),
+          r"weight.shape\[0\] \(out_channels=3\) to be a positive multiple of groups=2", groups=2),
+    error("groups-not-dividing-in-channels", "conv3d", (zeros(1, 3, 3, 3, 3), zeros(4, 1, 2, 2, 2)),
+          r"expected input with 2 channels \(weight.shape\[1\]=1 × groups=2\)", groups=2),
+    error("groups-above-out-channels", "conv1d", (zeros(2, 2, 4), zeros(2, 2, 2)), r"positive multiple of groups=3", groups=3),
+    error("weight-without-out-channels", "conv2d", (zeros(1, 2, 4, 5), zeros(0, 2, 3, 3)), r"out_channels=0\) to be a positive multiple"),
+    error("groups-zero", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3)), r"expected groups to be a positive int, got 0", groups=0),
+    error("groups-bool", "conv1d", (zeros(1, 2, 4), zeros(2, 2, 3)), r"groups to be a positive int, got True", TypeError, groups=True),
+    # stride, dilation, padding, output_padding
+    error("stride-zero", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3)), r"expected stride to be positive, got \(0, 0\)", stride=0),
+    error("stride-wrong-length", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3)), r"stride to be an int or a tuple of 2 ints",
+          stride=(1, 1, 1)),
+    error("dilation-zero", "conv3d", (zeros(1, 2, 4, 4, 4), zeros(2, 2, 3, 3, 3)), r"dilation to be positive, got \(1, 0, 1\)",
+          dilation=(1, 0, 1)),
+    error("padding-negative", "conv1d", (zeros(1, 2, 4), zeros(2, 2, 3)), r"padding to be non-negative, got \(-1,\)", padding=-1),
+    error("padding-wrong-length", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3)), r"padding to be an int or a tuple of 2 ints",
+          padding=(1, 1, 1)),
+    error("padding-bad-string", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3)), r"padding to be 'same', 'valid', an int .* 'full'",
+          padding="full"),
+    error("same-with-stride", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3)), r"padding='same' is not supported for strided",
+          padding="same", stride=(1, 2)),
+    # sizes
+    error("kernel-larger-than-input", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 5, 3)),
+          r"padded input size \(4, 5\) to be at least the dilated kernel size \(5, 3\)"),
+    error("dilated-kernel-larger-than-padded-input", "conv1d", (zeros(1, 2, 4), zeros(2, 2, 3)),
+          r"padded input size \(6,\) to be at least the dilated kernel size \(7,\)", padding=1, dilation=3),
+    # dtypes and devices
+    error("bool-input", "conv2d", (zeros(1, 2, 4, 5, dtype=torch.bool), zeros(2, 2, 3, 3, dtype=torch.bool)),
+          r"expected input to have a floating-point, complex or integer dtype, got torch.bool", NotImplementedError),
+    error("weight-dtype-mismatch", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3, dtype=torch.float64)),
+          r"expected weight to have the same dtype as input \(torch.float32\), got torch.float64"),
+    error("bias-dtype-mismatch", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3), zeros(2, dtype=torch.float64)),
+          r"expected bias to have the same dtype as input"),
+    error("bias-wrong-size", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3), zeros(3)),
+          r"expected bias to be 1-D with 2 elements \(out_channels\), got size \[3\]"),
+    error("bias-2d", "conv3d", (zeros(1, 2, 3, 3, 3), zeros(2, 2, 2, 2, 2), zeros(2, 1)), r"bias to be 1-D with 2 elements"),
+    error("weight-on-other-device", "conv2d", (zeros(1, 2, 4, 5), zeros(2, 2, 3, 3, device="meta")),
+          r"expected weight to be on the same device as input", None),
+]
+
+
+@pytest.mark.parametrize("op,args,kwargs,match,torch_raises", ERRORS)
+def test_rejected_with_argument_error(op, args, kwargs, match, torch_raises):
+    check_rejected_with_argument_error(op, args, kwargs, match, torch_raises)
+
+
+def test_module_rejects_what_functional_rejects():
+    """Modules go through the functional checks: a wrongly shaped input is named as such."""
+    with pytest.raises(torchconv_impl.ArgumentError, match=r"conv2d: expected input with 3 channels"):
+        ours_nn.Conv2d(3, 4, 2, device=DEVICE)(zeros(1, 2, 5, 5))
+
+
+# ---------------------------------------------------------------------------------------------
+# Conv1d/2d/3d against their torch.nn twins: constructor, parameters, default init,
+# state_dict, repr, padding modes, device/dtype, the connection_table and activation
+# extensions, and the no-native-ops rule.
+
+CONV = ["Conv1d", "Conv2d", "Conv3d"]
+
+# Constructor arguments per class: defaults, and every option away from its default.
+CONFIGS = [
+    *[pytest.param(name, (3, 4, 3), {}, id=f"{name}-defaults") for name in CONV],
+    *[
+        pytest.param(name, (4, 6, (3, 2, 2)[:nd(name)]),
+                     dict(stride=2, padding=1, dilation=2, groups=2, bias=False), id=f"{name}-options")
+        for name in CONV
+    ],
+    *[
+        pytest.param(name, (4, 6, 3), dict(padding="same", padding_mode=mode), id=f"{name}-same-{mode}")
+        for name, mode in zip(CONV, ("reflect", "replicate", "circular"))
+    ],
+]
+
+
+@pytest.mark.parametrize("name", CONV)
+def test_subclasses_torch_twin_with_same_constructor_signature(name):
+    check_subclasses_torch_twin(name, extensions=("connection_table", "activation"))
+
+
+@pytest.mark.parametrize("name,args,kwargs", CONFIGS)
+def test_parameters_init_and_repr_match_torch(name, args, kwargs):
+    check_parameters_init_and_repr(name, args, kwargs)
+
+
+@pytest.mark.parametrize("name,args,kwargs", CONFIGS)
+def test_state_dict_round_trip_and_forward(backend, name, args, kwargs):
+    check_state_dict_round_trip_and_forward(name, args, kwargs)
+
+
+@pytest.mark.parametrize("padding", [pytest.param(2, id="padding2"), pytest.param((1, 2, 0), id="padding-tuple")])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("name", CONV)
+def test_padding_modes(backend, name, mode, padding):
+    padding = padding if isinstance(padding, int) else padding[:nd(name)]
+    ours, theirs = pair(name, 2, 3, (3, 2, 2)[:nd(name)], stride=2, padding=padding, padding_mode=mode, dtype=torch.float64)
+    input = torch.randn(2, 2, *(5, 4, 3)[:nd(name)], dtype=torch.float64, device=DEVICE, requires_grad=True)
+    check_against_torch(ours, theirs, input)
+
+
+@pytest.mark.parametrize("name", ["Conv2d"])
+def test_device_and_dtype_kwargs(name):
+    check_device_and_dtype_kwargs(name)
+
+
+# LeNet-5's C3-style table: output map o sees input map c only where True.
+TABLE = [[1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]]
+
+
+@pytest.mark.parametrize("name", CONV)
+def test_connection_table(backend, name):
+    mask = torch.tensor(TABLE, dtype=torch.bool, device=DEVICE).view(4, 3, *(1,) * nd(name))
+    theirs = pair(name, 3, 4, 2)[1]
+    torch.manual_seed(0)
+    ours = getattr(ours_nn, name)(3, 4, 2, device=DEVICE, connection_table=TABLE)
+    # Same init as torch's, with the masked weights zeroed.
+    assert torch.equal(ours.weight, theirs.weight * mask)
+    assert "connection_table=True" in repr(ours)
+
+    # The forward uses weight·mask even where the weight is not zero (e.g. loaded from elsewhere).
+    with torch.no_grad():
+        ours.weight.copy_(torch.randn_like(ours.weight))
+    input = torch.randn(2, 3, *(4,) * nd(name), device=DEVICE, requires_grad=True)
+
+    def with_parameters(input, weight, bias):
+        return torch.func.functional_call(ours, {"weight": weight, "bias": bias}, (input,))
+
+    def torch_masked(input, weight, bias):
+        return getattr(nn.functional, f"conv{nd(name)}d")(input, weight * mask, bias)
+
+    # Every gradient is torch's through weight·mask, so the masked weights' is exactly zero.
+    compared = check_against_torch(with_parameters, torch_masked, input, ours.weight, ours.bias)
+    assert torch.count_nonzero(compared.actual_grads[1][~mask.expand_as(ours.weight)]) == 0
+
+    # A buffer in the state_dict, restored on load.
+    state = ours.state_dict()
+    assert torch.equal(state["connection_table"], mask.view(4, 3))
+    restored = getattr(ours_nn, name)(3, 4, 2, device=DEVICE, connection_table=torch.ones(4, 3, dtype=torch.bool))
+    restored.load_state_dict(state)
+    assert torch.equal(restored.connection_table, ours.connection_table)
+    assert_close(restored(input), ours(input))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (4, 3, 1), (4,)], ids=str)
+def test_connection_table_bad_shape(shape):
+    with pytest.raises(torchconv_impl.ArgumentError, match=r"connection_table of shape \(4, 3\)"):
+        ours_nn.Conv2d(3, 4, 2, connection_table=torch.ones(shape, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", CONV)
+def test_fused_relu_activation(backend, name):
+    """Conv(activation="relu") = torch's conv followed by ReLU: output and every gradient;
+    the parameters and the state_dict are the plain layer's."""
+    theirs = pair(name, 3, 4, 2, padding=1, padding_mode="circular")[1]
+    with torch.no_grad():
+        theirs.bias[0] = 0.0
+    ours = getattr(ours_nn, name)(3, 4, 2, padding=1, padding_mode="circular", device=DEVICE, activation="relu")
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    assert "activation='relu'" in repr(ours)
+    input = torch.randn(2, 3, *(5,) * nd(name), device=DEVICE)
+    input[0] = 0.0  # with bias[0] = 0: sample 0's channel 0 sits exactly at ReLU's kink
+    input = input.requires_grad_()
+    assert not theirs(input)[0, 0].any()
+    compared = check_against_torch(ours, nn.Sequential(theirs, nn.ReLU()), input)
+    assert not compared.expected[0][0, 0].any()
+    with pytest.raises(torchconv_impl.ArgumentError, match="activation to be None or 'relu'"):
+        getattr(ours_nn, name)(3, 4, 2, activation="tanh")
+
+
+@pytest.mark.parametrize("name", CONV)
+def test_module_no_native_ops(backend, name):
+    check_module_no_native_ops(name)

@@ -122,7 +122,7 @@ def test_torchvision_model(name):
     model = build(weights=None).to(DEVICE)
     for module in model.modules():
         if isinstance(module, nn.Dropout):
-            module.p = 0.0  # dropout masks cannot match torch's draws (tests/test_layers.py checks ours)
+            module.p = 0.0  # dropout masks cannot match torch's draws (tests/test_dropout.py checks ours)
     converted, left = torchconv_impl.convert(model, report=True)
     assert left == [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(type(m) not in (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Dropout) for m in converted.modules())

@@ -22,7 +22,7 @@ pytest.importorskip("triton")
 
 import torchconv_impl  # noqa: E402
 import torchconv_impl.functional as F  # noqa: E402
-from support import DEVICE, assert_close, grads, no_native_ops, record_calls  # noqa: E402
+from support import DEVICE, assert_close, check_against_torch, record_calls, torch_conv_follows_memory_format  # noqa: E402
 from torchconv_impl._geometry import ConvGeometry  # noqa: E402
 from torchconv_impl.errors import ArgumentError  # noqa: E402
 from torchconv_impl.backends import triton as triton_backend  # noqa: E402
@@ -42,24 +42,6 @@ def _leaf(shape, dtype, channels_last=False):
     if channels_last:
         t = t.to(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
     return t.requires_grad_()
-
-
-def _check_against_torch(ours, theirs, inputs, dtype, reference_dtype=None):
-    """Output and the gradient of every input of ``ours(*inputs)`` vs ``theirs`` — in
-    ``reference_dtype`` (the inputs upcast) when given, for 16-bit dtypes."""
-    reference_dtype = reference_dtype or dtype
-    reference_inputs = [None if t is None else t.detach().to(reference_dtype).requires_grad_() for t in inputs]
-    expected = theirs(*reference_inputs)
-    with no_native_ops():
-        output = ours(*inputs)
-    grad_output = torch.randn_like(expected).to(dtype)
-    assert_close(output, expected, dtype)
-    expected_grads = grads(expected, reference_inputs, grad_output.to(reference_dtype))
-    with no_native_ops():
-        our_grads = grads(output, inputs, grad_output)
-    for name, ours_, theirs_ in zip("xwb", our_grads, expected_grads):
-        if theirs_ is not None:
-            assert_close(ours_, theirs_, dtype, msg=f"gradient of {name}")
 
 
 def conv_case(op, input_shape, weight_shape, bias=True, dtype=torch.float32, channels_last=False, **kwargs):
@@ -96,10 +78,8 @@ def test_conv_matches_torch(op, input_shape, weight_shape, bias, dtype, channels
     w = _leaf(weight_shape, dtype)
     out_channels = weight_shape[1] * kwargs.get("groups", 1) if "transpose" in op else weight_shape[0]
     b = _leaf((out_channels,), dtype) if bias else None
-    _check_against_torch(
-        lambda *t: getattr(F, op)(*t, **kwargs), lambda *t: getattr(TF, op)(*t, **kwargs), [x, w, b],
-        dtype, torch.float32 if half else None,
-    )
+    check_against_torch(getattr(F, op), getattr(TF, op), x, w, b, reference_dtype=torch.float32 if half else None,
+                        layout=torch_conv_follows_memory_format(x), **kwargs)
 
 
 # The kernels called directly: what the autograd Functions never ask of them.
@@ -175,7 +155,7 @@ def test_int64_offsets_path(monkeypatch):
         (lambda f, x: f.adaptive_avg_pool2d(x, 3), [x]),
     ]
     for call, inputs in cases:
-        _check_against_torch(functools.partial(call, F), functools.partial(call, TF), inputs, torch.float32)
+        check_against_torch(functools.partial(call, F), functools.partial(call, TF), *inputs)
     # A second split-K chunk (and group): its index, cast to int64, is not 0.
     x, dy = torch.randn(2, 4, 6, 5, device=DEVICE), torch.randn(2, 4, 5, 4, device=DEVICE)
     weight_grad = conv_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 2), split_k=2)
@@ -240,15 +220,7 @@ def test_max_pool_matches_torch(shape, kwargs, dtype, channels_last):
     x.data[0, 0].view(-1)[1] = float("nan")  # a NaN wins its windows, in value and index
     x.data[-1, -1].view(-1)[:3] = -float("inf")
     op = f"max_pool{len(shape) - 2}d"
-    expected, expected_indices = getattr(TF, op)(x, **kwargs, return_indices=True)
-    with no_native_ops():
-        output, indices = getattr(F, op)(x, **kwargs, return_indices=True)
-    torch.testing.assert_close(output, expected, rtol=0, atol=0, equal_nan=True)
-    assert torch.equal(indices, expected_indices)
-    grad_output = torch.randn_like(expected)
-    with no_native_ops():
-        grad_input, = grads(output, [x], grad_output)
-    assert_close(grad_input, *grads(expected, [x], grad_output))
+    check_against_torch(getattr(F, op), getattr(TF, op), x, exact=True, return_indices=True, **kwargs)
 
 
 @pytest.mark.parametrize("count_include_pad, divisor_override", [(True, None), (False, None), (True, -3)])
@@ -260,8 +232,7 @@ def test_avg_pool_matches_torch(shape, kwargs, dtype, channels_last, count_inclu
         if op == "avg_pool1d":
             pytest.skip("avg_pool1d has no divisor_override")
         kwargs["divisor_override"] = divisor_override
-    x = _leaf(shape, dtype, channels_last)
-    _check_against_torch(lambda x: getattr(F, op)(x, **kwargs), lambda x: getattr(TF, op)(x, **kwargs), [x], dtype)
+    check_against_torch(getattr(F, op), getattr(TF, op), _leaf(shape, dtype, channels_last), **kwargs)
 
 
 ADAPTIVE_CASES = [((2, 3, 10), (4,)), ((1, 17, 7, 5), (3, 7)), ((1, 2, 3, 5, 4), (2, 2, 3))]
@@ -269,24 +240,14 @@ ADAPTIVE_CASES = [((2, 3, 10), (4,)), ((1, 17, 7, 5), (3, 7)), ((1, 2, 3, 5, 4),
 
 @pytest.mark.parametrize("shape, output_size", ADAPTIVE_CASES)
 def test_adaptive_avg_pool_matches_torch(shape, output_size):
-    x = _leaf(shape, torch.float64)
     op = f"adaptive_avg_pool{len(output_size)}d"
-    _check_against_torch(lambda x: getattr(F, op)(x, output_size), lambda x: getattr(TF, op)(x, output_size), [x], torch.float64)
+    check_against_torch(getattr(F, op), getattr(TF, op), _leaf(shape, torch.float64), output_size)
 
 
 @pytest.mark.parametrize("shape, output_size", ADAPTIVE_CASES)
 def test_adaptive_max_pool_matches_torch(shape, output_size):
-    x = _leaf(shape, torch.float32)
     op = f"adaptive_max_pool{len(output_size)}d"
-    expected, expected_indices = getattr(TF, op)(x, output_size, return_indices=True)
-    with no_native_ops():
-        output, indices = getattr(F, op)(x, output_size, return_indices=True)
-    assert_close(output, expected)
-    assert torch.equal(indices, expected_indices)
-    grad_output = torch.randn_like(expected)
-    with no_native_ops():
-        grad_input, = grads(output, [x], grad_output)
-    assert_close(grad_input, *grads(expected, [x], grad_output))
+    check_against_torch(getattr(F, op), getattr(TF, op), _leaf(shape, torch.float32), output_size, exact=True, return_indices=True)
 
 
 def test_integer_pooling_falls_back_to_the_cpu_engine(monkeypatch):
