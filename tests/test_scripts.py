@@ -91,7 +91,7 @@ def test_bench_bad_case_and_backend():
     done = run("bench.py", "--only", "no such case")
     assert_one_line_error(done, "bench.py", "--only 'no such case' matches no cpu case; the cases are: LeNet C1 .*; LeNet-5 whole net b64")
     done = run("bench.py", "--backend", "cuda")
-    assert_one_line_error(done, "bench.py", r"argument --backend: invalid choice: 'cuda' \(choose from .*'reference', 'triton'\)")
+    assert_one_line_error(done, "bench.py", r"argument --backend: invalid choice: 'cuda' \(choose from .*'reference', 'cpu', 'triton'\)")
 
 
 def test_bench_only_matches_any_case(tmp_path):
