@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import pathlib
 import re
 from typing import NamedTuple
 
@@ -218,3 +219,14 @@ def _assert_same_layout(actual, expected, msg):
         for memory_format in formats:
             wanted = expected.is_contiguous(memory_format=memory_format)
             assert actual.is_contiguous(memory_format=memory_format) == wanted, f"{msg}: {memory_format} expected {wanted}"
+
+
+class PickledCall:
+    """Unpickling it touches ``marker``: what a malicious checkpoint would run. A load that
+    refuses it leaves ``marker`` absent; a load that runs pickled code creates it."""
+
+    def __init__(self, marker: pathlib.Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from support import assert_close, no_native_ops
+from support import PickledCall, assert_close, no_native_ops
 
 from torchconv_impl import ArgumentError
 from torchconv_impl.models import LeNet5
@@ -188,19 +188,10 @@ def test_from_checkpoint_of_something_else():
         LeNet5.from_checkpoint(_saved(torch.nn.Linear(2, 2).state_dict()))
 
 
-class Payload:
-    """Unpickling it touches ``marker``: what a malicious checkpoint would run."""
-
-    def __init__(self, marker: pathlib.Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.marker,)
-
 
 def test_from_checkpoint_refuses_a_pickled_callable(tmp_path):
     marker = tmp_path / "ran"
-    torch.save(dict(model=LeNet5().state_dict(), payload=Payload(marker)), tmp_path / "checkpoint.pt")
+    torch.save(dict(model=LeNet5().state_dict(), payload=PickledCall(marker)), tmp_path / "checkpoint.pt")
     with pytest.raises(pickle.UnpicklingError, match="Unsupported global"):
         LeNet5.from_checkpoint(tmp_path / "checkpoint.pt")
     assert not marker.exists()

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from support import PickledCall
 
 from torchconv_impl import training
 
@@ -67,17 +68,10 @@ def test_train_lenet_data_root_too_deep_names_the_root_meant(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-class Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.marker,)
-
 
 def test_train_lenet_refuses_a_checkpoint_with_a_pickled_callable(tmp_path):
     marker = tmp_path / "ran"
-    torch.save(dict(recipe={}, model={}, runs={}, payload=Payload(marker)), tmp_path / "checkpoint.pt")
+    torch.save(dict(recipe={}, model={}, runs={}, payload=PickledCall(marker)), tmp_path / "checkpoint.pt")
     done = run("train_lenet.py", "--resume", str(tmp_path / "checkpoint.pt"))
     assert_one_line_error(done, "train_lenet.py", r"refused: it holds more than tensors and plain containers \(.*\)")
     assert not marker.exists()

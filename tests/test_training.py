@@ -14,6 +14,7 @@ from urllib.error import URLError
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from support import PickledCall
 
 from torchconv_impl import training
 from torchconv_impl.models import LeNet5
@@ -168,7 +169,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_load_checkpoint_refuses_a_pickled_callable(tmp_path):
     marker = tmp_path / "ran"
     recipe, runs = _runs()
-    torch.save(dict(recipe={}, model={}, runs={}, payload=_Payload(marker)), tmp_path / "checkpoint.pt")
+    torch.save(dict(recipe={}, model={}, runs={}, payload=PickledCall(marker)), tmp_path / "checkpoint.pt")
     with pytest.raises(pickle.UnpicklingError, match="Unsupported global"):
         training.load_checkpoint(tmp_path / "checkpoint.pt")
     assert not marker.exists()
@@ -176,13 +177,6 @@ def test_load_checkpoint_refuses_a_pickled_callable(tmp_path):
     with pytest.raises(ValueError, match="is not a training checkpoint"):
         training.load_checkpoint(tmp_path / "weights.pt")
 
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.marker,)
 
 
 # ------------------------------------------------------------------------------------ plots

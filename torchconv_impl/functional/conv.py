@@ -131,7 +131,7 @@ def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_paddin
     non_negative(padding, "padding", op)
     non_negative(output_padding, "output_padding", op)
     check(
-        all(op_ < s or op_ < d for op_, s, d in zip(output_padding, stride, dilation)),
+        all(extra < s or extra < d for extra, s, d in zip(output_padding, stride, dilation)),
         lambda: f"{op}: expected output_padding to be smaller than either stride or dilation in every dimension, "
         f"got output_padding={output_padding}, stride={stride}, dilation={dilation}",
     )
