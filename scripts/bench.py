@@ -1,9 +1,10 @@
 """Benchmark torchconv_impl against torch's native layers, both timed in the same run.
 
-    python scripts/bench.py                       # CPU, 1 thread: reference backend vs torch's CPU kernels
+    python scripts/bench.py                       # CPU, 1 thread: the CPU engine vs torch's CPU kernels
     python scripts/bench.py --device cuda         # GPU: Triton backend vs cuDNN (cudnn.benchmark on)
     python scripts/bench.py --device cuda --dtype bfloat16 --channels-last --out bench_results
     python scripts/bench.py --compile               # + eager vs torch.compile (Inductor), ours and torch
+    python scripts/bench.py --networks --no-layers  # only the converted networks, ours/torch
 
 Each case is timed per phase — forward, input-gradient, weight-gradient, forward+backward —
 for torch and for ours on the same tensors. Printed: milliseconds, achieved TFLOP/s (conv) or
@@ -15,10 +16,18 @@ on CUDA with device events (triton.testing.do_bench).
 and for torch.nn in the same run: LeNet-5's training step (batch 64) and a converted
 torchvision resnet18's inference (batch 8, 112²). The four variants are timed in turns, the
 median of each kept; eager ours against eager ours again gives the harness's own spread.
+
+``--networks`` adds the networks people convert, ours against torch.nn in the same run: the
+training step (forward, loss, backward) and the inference of torchvision's resnet18, vgg11 and
+mobilenet_v2 converted by ``torchconv_impl.convert`` (batch 8, 112², 10 classes), and LeNet-5's
+training step (batch 64) against its twin. Printed as ours/torch (> 1: ours slower), medians of
+ours, torch and ours again timed in turns, with the self-vs-self spread and the geometric mean
+of the six network ratios.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import datetime
 import json
@@ -204,6 +213,66 @@ def run_compile_table(device, dtype, repeats):
               f"self-vs-self spread {median['ours eager again'] / median['ours eager']:.2f}")
 
 
+def network_cases(device, dtype):
+    """{case: {"ours": callable, "torch": callable}}: one training step or inference each."""
+    import torchvision
+
+    from torchconv_impl.models import LeNet5
+
+    def training_step(model, x, t, F):
+        def step():
+            model.train()
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), t).backward()
+        return step
+
+    def inference(model, x):
+        def forward():
+            model.eval()
+            with torch.no_grad():
+                model(x)
+        return forward
+
+    cases = {}
+    for name in ("resnet18", "vgg11", "mobilenet_v2"):
+        torch.manual_seed(0)
+        theirs = getattr(torchvision.models, name)(num_classes=10).to(device, dtype)
+        models = {"ours": torchconv_impl.convert(copy.deepcopy(theirs)), "torch": theirs}
+        x, t = torch.randn(8, 3, 112, 112, device=device, dtype=dtype), torch.randint(10, (8,), device=device)
+        cases[f"{name} training step b8 112²"] = {impl: training_step(m, x, t, torch_F) for impl, m in models.items()}
+        cases[f"{name} inference b8 112²"] = {impl: inference(m, x) for impl, m in models.items()}
+    torch.manual_seed(0)
+    lenets = {impl: LeNet5(activation="relu", pooling="max", impl=impl).to(device, dtype) for impl in ("ours", "torch")}
+    lenets["torch"].load_state_dict(lenets["ours"].state_dict())
+    x, t = torch.randn(64, 1, 32, 32, device=device, dtype=dtype), torch.randint(10, (64,), device=device)
+    cases["LeNet-5 training step b64"] = {
+        impl: training_step(m, x, t, ours_F if impl == "ours" else torch_F) for impl, m in lenets.items()
+    }
+    return cases
+
+
+def run_network_table(device, dtype, repeats):
+    print(f"\n{'network':34s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>10s} {'self-vs-self':>12s}")
+    network_ratios = []
+    for name, runners in network_cases(device, dtype).items():
+        variants = {"ours": runners["ours"], "torch": runners["torch"], "ours again": runners["ours"]}
+        for fn in runners.values():  # warm-up
+            fn()
+        times = {variant: [] for variant in variants}
+        for _ in range(repeats):  # in turns, so that load changes hit every variant alike
+            for variant, fn in variants.items():
+                start = time.perf_counter()
+                fn()
+                times[variant].append(time.perf_counter() - start)
+        median = {variant: statistics.median(t) * 1e3 for variant, t in times.items()}
+        ratio = median["ours"] / median["torch"]
+        spread = max(median["ours"], median["ours again"]) / min(median["ours"], median["ours again"])
+        if not name.startswith("LeNet"):
+            network_ratios.append(ratio)
+        print(f"{name:34s} {median['ours']:10.2f} {median['torch']:10.2f} {ratio:10.2f} {spread:12.2f}")
+    print(f"geometric mean ours/torch of the six network figures: {math.exp(statistics.fmean(map(math.log, network_ratios))):.2f}")
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Each flag's default shown, and the description as written."""
 
@@ -238,6 +307,8 @@ def main(argv=None):
     parser.add_argument("--only", default="", help="run only cases whose name contains this text (any case; default: all)")
     parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png (default: none written)")
     parser.add_argument("--compile", action="store_true", help="also time whole models eager vs torch.compile")
+    parser.add_argument("--networks", action="store_true", help="also time converted resnet18/vgg11/mobilenet_v2 and LeNet-5 against torch.nn")
+    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer table (to run only --compile or --networks)")
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error(f"--threads must be non-negative, got {args.threads}")
@@ -247,8 +318,10 @@ def main(argv=None):
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this torch sees no CUDA device (torch.cuda.is_available() is False)")
     available = GPU_CASES if device.type == "cuda" else CPU_CASES
-    cases = [c for c in available if args.only.casefold() in c.name.casefold()]
-    if not cases:
+    if args.no_layers and not (args.compile or args.networks):
+        parser.error("--no-layers leaves nothing to run without --compile or --networks")
+    cases = [] if args.no_layers else [c for c in available if args.only.casefold() in c.name.casefold()]
+    if not cases and not args.no_layers:
         parser.error(f"--only {args.only!r} matches no {device.type} case; the cases are: " + "; ".join(c.name for c in available))
 
     if args.threads:
@@ -260,6 +333,18 @@ def main(argv=None):
     meta = dict(date=datetime.date.today().isoformat(), machine=machine, torch=torch.__version__, dtype=args.dtype,
                 channels_last=args.channels_last, backend=args.backend, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
     print("  ".join(f"{k}={v}" for k, v in meta.items()))
+    rows = run_layer_table(cases, args, device, dtype, time_ms) if cases else []
+    if args.out and rows:
+        write_results(args.out, meta, rows)
+    if args.compile:
+        with torchconv_impl.use_backend(args.backend):
+            run_compile_table(device, dtype, max(args.repeats, 7))
+    if args.networks:
+        with torchconv_impl.use_backend(args.backend):
+            run_network_table(device, dtype, max(args.repeats, 7))
+
+
+def run_layer_table(cases, args, device, dtype, time_ms):
     header = f"{'case':44s} {'phase':12s} {'torch ms':>10s} {'ours ms':>10s} {'ours rate':>12s} {'torch/ours':>10s}"
     print(header + "\n" + "-" * len(header))
     rows = []
@@ -282,11 +367,7 @@ def main(argv=None):
         ratios = [r["ratio"] for r in rows if r["phase"] == phase]
         if ratios:
             print(f"geometric mean torch/ours, {phase}: {math.exp(statistics.fmean(map(math.log, ratios))):.2f}")
-    if args.out and rows:
-        write_results(args.out, meta, rows)
-    if args.compile:
-        with torchconv_impl.use_backend(args.backend):
-            run_compile_table(device, dtype, max(args.repeats, 7))
+    return rows
 
 
 def write_results(out, meta, rows):

@@ -86,6 +86,8 @@ def test_bench_bad_case_and_backend():
     assert_one_line_error(done, "bench.py", "--only 'no such case' matches no cpu case; the cases are: LeNet C1 .*; LeNet-5 whole net b64")
     done = run("bench.py", "--backend", "cuda")
     assert_one_line_error(done, "bench.py", r"argument --backend: invalid choice: 'cuda' \(choose from .*'reference', 'cpu', 'triton'\)")
+    done = run("bench.py", "--no-layers")
+    assert_one_line_error(done, "bench.py", "--no-layers leaves nothing to run without --compile or --networks")
 
 
 def test_bench_only_matches_any_case(tmp_path):
