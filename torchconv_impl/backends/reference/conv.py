@@ -76,3 +76,8 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     cols = im2col(input, kernel_size, grad_output.shape[2:], geometry)
     delta = grad_output.reshape(n, groups, out_channels // groups, cols.shape[2])  # (N, G, O/G, ∏P)
     return torch.einsum("ngop,ngpk->gok", delta, cols).reshape(out_channels, input.shape[1] // groups, *kernel_size)
+
+
+def relu_input_grad(grad_output, output):
+    """The ReLU epilogue's (and ReLU's) dX = where(y ≤ 0, 0, δ) for y = max(x, 0)."""
+    return torch.where(output <= 0, 0, grad_output)

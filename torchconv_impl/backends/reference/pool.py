@@ -12,16 +12,11 @@ def _lowest(dtype: torch.dtype):
     return -float("inf") if dtype.is_floating_point else torch.iinfo(dtype).min
 
 
-def _plane_index(input_size, device) -> torch.Tensor:  # (1, 1, *S): each position's flat index
-    return torch.arange(prod(input_size), device=device).view(1, 1, *input_size)
-
-
 def _scan_max(values: torch.Tensor, index: torch.Tensor):
-    """(max, its index) over the last dim, scanned as torch's kernels scan a window: an element
-    replaces the best so far if greater or NaN (the first maximum wins, and the last NaN);
-    padding (index −1) never does. If nothing does (all −∞), the first in-bounds element wins."""
+    """(max, its index) over the last dim as torch scans a window: an element replaces the best if
+    greater or NaN (so the first maximum wins, and the last NaN); padding (index −1) never does."""
     best = torch.full(values.shape[:-1], _lowest(values.dtype), dtype=values.dtype, device=values.device)
-    best_index = torch.where(index >= 0, index, torch.iinfo(torch.long).max).amin(-1)
+    best_index = torch.where(index >= 0, index, torch.iinfo(torch.long).max).amin(-1)  # all −∞: the first inside
     for value, at in zip(values.unbind(-1), index.unbind(-1)):
         better = ((value > best) | value.isnan()) & (at >= 0)
         best, best_index = torch.where(better, value, best), torch.where(better, at, best_index)
@@ -32,8 +27,9 @@ def max_pool_forward(input, geometry: PoolGeometry):
     """y[n, c, p] = max_j x[n, c, p·s − pad + j·d] over the window's in-bounds elements."""
     nd, padding = input.dim() - 2, geometry.window_padding(input.shape[2:])
     window = geometry.kernel_size, geometry.stride, geometry.dilation
+    plane_index = torch.arange(prod(input.shape[2:]), device=input.device).view(1, 1, *input.shape[2:])  # torch's indices
     values = windows(pad(input, padding, _lowest(input.dtype)), *window).flatten(-nd)
-    index = windows(pad(_plane_index(input.shape[2:], input.device), padding, -1), *window).flatten(-nd)
+    index = windows(pad(plane_index, padding, -1), *window).flatten(-nd)
     return _scan_max(values, index)
 
 
@@ -45,7 +41,8 @@ def _adaptive_windows(input_size, output_size):
 
 def adaptive_max_pool_forward(input, output_size):
     """y[n, c, p] = max over torch's adaptive window p, with max_pool_forward's index."""
-    output, plane_index = input.new_empty(*input.shape[:2], *output_size), _plane_index(input.shape[2:], input.device)
+    output = input.new_empty(*input.shape[:2], *output_size)
+    plane_index = torch.arange(prod(input.shape[2:]), device=input.device).view(1, 1, *input.shape[2:])
     indices = torch.empty(output.shape, dtype=torch.long, device=input.device)
     for p, window in _adaptive_windows(input.shape[2:], output_size):
         output[(..., *p)], indices[(..., *p)] = _scan_max(input[(..., *window)].flatten(2), plane_index[(..., *window)].flatten(2))
