@@ -335,3 +335,24 @@ def test_kernels_compile_for_h100(module, kernel, pointers, constexprs, ones):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     result = subprocess.run([sys.executable, "-c", _COMPILE_FOR_H100, spec], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_needs_int64_counts_a_tiles_overshoot():
+    """A tensor whose every offset fits int32 but whose last index block would pass 2³¹
+    (pid·BLOCK + arange in int32 wraps negative and passes the mask) takes int64 indices."""
+    last_block_wraps = torch.empty(2**31 - 100, device="meta")
+    assert _common.needs_int64(last_block_wraps)
+    assert not _common.needs_int64(torch.empty(2**31 - 2**17, device="meta"))
+    assert _common.needs_int64(torch.empty(2**16, 2**15 + 1, device="meta").t())  # its strided offsets reach 2³¹
+    assert not _common.needs_int64(None, torch.empty(3, 4))
+
+
+def test_autotune_limit_keeps_the_first_configs():
+    """TORCHCONV_AUTOTUNE=N keeps the first N configs of a kernel's space (compiled runs only;
+    the interpreter always runs one small config)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    code = ("from torchconv_impl.triton_kernels import _common; "
+            "print(len(_common.configs([(16, 16, 16, 1, 1), (32, 32, 16, 1, 1), (64, 64, 16, 1, 1)])))")
+    counts = [subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True).stdout.strip()
+              for extra in ({}, {"TORCHCONV_AUTOTUNE": "2"}, {"TORCHCONV_AUTOTUNE": "1"})]
+    assert counts == ["3", "2", "1"]

@@ -4,6 +4,7 @@ the launch helpers (dtype constants, output layout, device guard)."""
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 import triton
@@ -20,12 +21,16 @@ def configs(space, names=("BLOCK_M", "BLOCK_N", "BLOCK_K")):
     """A ``triton.Config`` per (*block sizes named by ``names``, num_warps, num_stages) of ``space``.
 
     Under the interpreter a single config with 16-wide blocks (tl.dot's minimum): no tuning.
+    ``TORCHCONV_AUTOTUNE=N`` (read at import) keeps the first N of ``space``: each new shape then
+    compiles N variants instead of all, which a time-boxed run (a test suite, a first benchmark
+    on a lent GPU) needs; 1 tunes nothing.
     """
     if INTERPRET:
         return [triton.Config(dict.fromkeys(names, 16), num_warps=1, num_stages=1)]
+    limit = int(os.environ.get("TORCHCONV_AUTOTUNE", "0")) or len(space)
     return [
         triton.Config(dict(zip(names, blocks)), num_warps=warps, num_stages=stages)
-        for *blocks, warps, stages in space
+        for *blocks, warps, stages in space[:limit]
     ]
 
 
@@ -52,10 +57,17 @@ def _cudnn_conv_allows_tf32() -> bool:
     return False
 
 
+# Index blocks run past a tensor's end by up to a tile (masked); a tile is far below this.
+_TILE_MARGIN = 2**16
+
+
 def needs_int64(*tensors) -> bool:
-    """Whether an element offset into any of ``tensors`` (strided: its largest one) can pass int32."""
+    """Whether an index into any of ``tensors`` can pass int32: its largest element offset
+    (strided), or its element count, plus a tile's overshoot — a block index near 2³¹ computed
+    in int32 would wrap negative, pass the ``< size`` mask and address memory before the tensor."""
     return any(
-        t is not None and sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())) >= 2**31 - 1
+        t is not None
+        and max(sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())), t.numel()) + _TILE_MARGIN >= 2**31 - 1
         for t in tensors
     )
 
