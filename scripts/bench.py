@@ -333,9 +333,9 @@ def main(argv=None):
     meta = dict(date=datetime.date.today().isoformat(), machine=machine, torch=torch.__version__, dtype=args.dtype,
                 channels_last=args.channels_last, backend=args.backend, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
     print("  ".join(f"{k}={v}" for k, v in meta.items()))
-    rows = run_layer_table(cases, args, device, dtype, time_ms) if cases else []
+    rows = run_layer_table(cases, args, device, dtype, time_ms, meta) if cases else []
     if args.out and rows:
-        write_results(args.out, meta, rows)
+        write_results(args.out, meta, rows, plot=True)
     if args.compile:
         with torchconv_impl.use_backend(args.backend):
             run_compile_table(device, dtype, max(args.repeats, 7))
@@ -344,7 +344,9 @@ def main(argv=None):
             run_network_table(device, dtype, max(args.repeats, 7))
 
 
-def run_layer_table(cases, args, device, dtype, time_ms):
+def run_layer_table(cases, args, device, dtype, time_ms, meta):
+    """Each case timed per phase, printed as it goes; with --out, results.json and .csv are
+    rewritten after every case, so that a run stopped by a time limit keeps what it measured."""
     header = f"{'case':44s} {'phase':12s} {'torch ms':>10s} {'ours ms':>10s} {'ours rate':>12s} {'torch/ours':>10s}"
     print(header + "\n" + "-" * len(header))
     rows = []
@@ -362,7 +364,9 @@ def run_layer_table(cases, args, device, dtype, time_ms):
                         unit, per_ms = "GFLOP/s", 1e6
                     rate = f"{amount / ours_ms / per_ms:.2f} {unit}"
                 rows.append(dict(case=case.name, phase=phase, torch_ms=torch_ms, ours_ms=ours_ms, ours_rate=rate, ratio=torch_ms / ours_ms))
-                print(f"{case.name:44s} {phase:12s} {torch_ms:10.3f} {ours_ms:10.3f} {rate:>12s} {torch_ms / ours_ms:10.2f}")
+                print(f"{case.name:44s} {phase:12s} {torch_ms:10.3f} {ours_ms:10.3f} {rate:>12s} {torch_ms / ours_ms:10.2f}", flush=True)
+            if args.out:
+                write_results(args.out, meta, rows, plot=False)
     for phase in ("forward", "fwd+bwd"):
         ratios = [r["ratio"] for r in rows if r["phase"] == phase]
         if ratios:
@@ -370,7 +374,7 @@ def run_layer_table(cases, args, device, dtype, time_ms):
     return rows
 
 
-def write_results(out, meta, rows):
+def write_results(out, meta, rows, plot: bool):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(dict(meta=meta, rows=rows), f, indent=1)
@@ -378,6 +382,8 @@ def write_results(out, meta, rows):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    if not plot:
+        return
     import matplotlib
     import matplotlib.ticker
 

@@ -116,3 +116,18 @@ def test_torchrun_two_processes_match_one(tmp_path):
     ours, theirs = single["impls"]["ours"][0], distributed["impls"]["ours"][0]
     assert theirs["test_loss"] == pytest.approx(ours["test_loss"], rel=1e-9)
     assert theirs["test_accuracy"] == ours["test_accuracy"]
+
+
+def test_gpu_check_dry_run(tmp_path):
+    """scripts/gpu_check.sh's stages, run tiny on CPU (DRY_RUN=1): each reports how it ended,
+    each benchmark leaves its JSON, CSV and plot, and the whole stays inside its budget."""
+    out = tmp_path / "gpu_check"
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(out), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = (out / "summary.txt").read_text()
+    for stage in ("tests", "bench-bfloat16-channels-last", "bench-float16-channels-last", "bench-float32"):
+        assert f"{stage}: passed" in summary, summary
+        if stage != "tests":
+            assert {"results.json", "results.csv", "ratios.png"} <= {p.name for p in (out / stage).iterdir()}
+    assert re.search(r"total: \d+ s of a 480 s budget", summary)
