@@ -266,3 +266,25 @@ def test_mse_loss_errors(input, target, kwargs, match):
             TF.mse_loss(input, target, **kwargs)
         with pytest.raises(torchconv_impl.ArgumentError, match=match):
             F.mse_loss(input, target, **kwargs)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("target_kind", ["indices", "probabilities"])
+def test_cross_entropy_input_gradient_laid_out_like_torch(target_kind, memory_format):
+    """With spatial dims, dz comes back contiguous as torch's does (not class-last, the strides
+    of the rows the loss computes on), equal to torch's; also to second order and forward mode."""
+    x = torch.randn(2, 5, 3, 4, dtype=torch.float64).contiguous(memory_format=memory_format)
+    target = torch.randint(5, (2, 3, 4)) if target_kind == "indices" else torch.softmax(torch.randn(2, 5, 3, 4, dtype=torch.float64), 1)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    (got,) = torch.autograd.grad(F.cross_entropy(ours, target), ours)
+    (expected,) = torch.autograd.grad(TF.cross_entropy(theirs, target), theirs)
+    assert got.stride() == expected.stride()
+    assert_close(got, expected)
+    small = torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    small_target = target[:1, :2, :2] if target_kind == "indices" else torch.softmax(torch.randn(1, 3, 2, 2, dtype=torch.float64), 1)
+    small_target = small_target.clamp(max=2) if target_kind == "indices" else small_target
+    assert torch.autograd.gradgradcheck(lambda z: F.cross_entropy(z, small_target), (small,))
+    tangent = torch.randn_like(small)
+    _, jvp = torch.func.jvp(lambda z: F.cross_entropy(z, small_target), (small.detach(),), (tangent,))
+    _, expected_jvp = torch.func.jvp(lambda z: TF.cross_entropy(z, small_target), (small.detach(),), (tangent,))
+    assert_close(jvp, expected_jvp)

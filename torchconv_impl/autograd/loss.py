@@ -9,7 +9,7 @@ import torch
 
 from ._function import Function, add_tangents
 
-__all__ = ["ClassCrossEntropy", "SoftmaxCrossEntropy", "SquaredError"]
+__all__ = ["ClassCrossEntropy", "ClassRows", "SoftmaxCrossEntropy", "SquaredError"]
 
 
 def logsumexp_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,3 +148,28 @@ class SquaredError(Function):
         input, target = inputs
         difference_tangent = add_tangents(input_tangent, None if target_tangent is None else -target_tangent)
         return 2 * (input - target) * difference_tangent
+
+
+class ClassRows(Function):
+    """z (N, C, d1, …, dK) → (N·d1·…·dK, C): one row of class scores per position, which the
+    loss Functions take. Backward: the rows' gradient put back in z's shape, contiguous, as
+    torch's losses return dz (the view chain alone would leave it strided class-last).
+    Forward mode: the same rearrangement of ż."""
+
+    @staticmethod
+    def forward(input, class_dim: int):
+        rows = input.movedim(class_dim, -1).reshape(-1, input.shape[class_dim])
+        return rows.clone() if rows._base is not None else rows  # a tensor of its own, never a view of z
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, ctx.class_dim = inputs
+        ctx.moved_shape = input.movedim(ctx.class_dim, -1).shape
+
+    @staticmethod
+    def backward(ctx, grad_rows):
+        return grad_rows.reshape(ctx.moved_shape).movedim(-1, ctx.class_dim).contiguous(), None
+
+    @staticmethod
+    def tangent(inputs, output, input_tangent, *_):
+        return None if input_tangent is None else ClassRows.apply(input_tangent, inputs[1])

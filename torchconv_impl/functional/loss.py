@@ -14,7 +14,7 @@ import warnings
 import torch
 from torch.nn import _reduction
 
-from ..autograd.loss import ClassCrossEntropy, SoftmaxCrossEntropy, SquaredError
+from ..autograd.loss import ClassCrossEntropy, ClassRows, SoftmaxCrossEntropy, SquaredError
 from ..errors import ArgumentIndexError, ArgumentNotImplementedError, check
 from ._autocast import float32_for
 from ._checks import FLOAT, check_float, check_number, check_same_dtype_device, check_tensor, values_readable
@@ -74,7 +74,7 @@ def cross_entropy(
             lambda: f"{op}: expected weight to be a 1-D tensor with {classes} elements (one per class), got {list(weight.shape)}",
         )
     _check_same_device(op, input, target=target, weight=weight)
-    logits = input.movedim(class_dim, -1).reshape(-1, classes)
+    logits = ClassRows.apply(input, class_dim) if input.dim() > 2 else input.movedim(class_dim, -1).reshape(-1, classes)
     if target.shape == input.shape:
         check(
             target.is_floating_point(),
