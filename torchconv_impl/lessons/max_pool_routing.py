@@ -74,6 +74,7 @@ def _figure(x, delta, dx, indices, k, s, pad):
     heatmap(ax_d, delta, "δ (outline = its window's colour)", cmap="bone")
     heatmap(ax_dx, dx, "dX: arrows from δ[p] to idx[p]", cmap="bone")
     low, high = -pad - 0.6, size + pad - 0.4
+    rings = torch.zeros(size, size, dtype=torch.long)
     ax_x.set_xlim(low, high)
     ax_x.set_ylim(high, low)
     for i in range(out_h):
@@ -84,12 +85,14 @@ def _figure(x, delta, dx, indices, k, s, pad):
             ax_x.add_patch(Rectangle((j * s - pad - 0.5 + inset, i * s - pad - 0.5 + inset), k - 2 * inset, k - 2 * inset,
                                      fill=False, edgecolor=colour, linewidth=2))
             row, col = divmod(int(indices[i, j]), size)
-            ax_x.plot(col, row, "o", markersize=18, markerfacecolor="none", markeredgecolor=colour, markeredgewidth=2)
+            rings[row, col] += 1  # a cell won by several windows gets one ring per window
+            ax_x.plot(col, row, "o", markersize=10 + 7 * int(rings[row, col]), markerfacecolor="none",
+                      markeredgecolor=colour, markeredgewidth=2)
             ax_d.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor=colour, linewidth=2.5))
             figure.add_artist(ConnectionPatch((j + 0.45, i), (col - 0.45, row), "data", "data", axesA=ax_d, axesB=ax_dx,
                                               color=colour, arrowstyle="->", linewidth=1.4, alpha=0.9))
-    ax_x.text(low, high + 0.9, "dotted frame: x; outside it: padding (−∞ for max)", fontsize=7, va="top")
     if pad:
+        ax_x.text(low, high + 0.9, "dotted frame: x; outside it: padding (−∞ for max)", fontsize=7, va="top")
         ax_x.add_patch(Rectangle((-0.5, -0.5), size, size, fill=False, edgecolor="black", linestyle=":", linewidth=1))
     figure.suptitle(f"Max pooling {k}×{k}, stride {s}, padding {pad}: δ[p] lands on window p's maximum", fontsize=11)
     return figure

@@ -1,4 +1,4 @@
-"""Softmax cross-entropy: ∂L/∂z = p − y, over N for a mean.
+"""Softmax cross-entropy: ∂L/∂z = (p − y)/N.
 
 Per sample: the logits z, p = softmax(z), the one-hot target y, the loss −log p[target],
 and the gradient p − y (seeds 004's δ = y − t), divided by N when the loss is the mean.
