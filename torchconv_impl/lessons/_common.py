@@ -78,8 +78,9 @@ def heatmap(ax, values: torch.Tensor, title: str, cmap="viridis", colorbar=True,
     integral = (array == array.round()).all()
     for (i, j), value in np.ndenumerate(array):
         text = fmt.format(value) if fmt else (f"{value:.0f}" if integral else f"{value:.2f}")
+        red, green, blue, _ = image.cmap(image.norm(value))  # dark cells get white text, whatever the colour map
         ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                color="white" if image.norm(value) < 0.5 else "black")
+                color="white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black")
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return image

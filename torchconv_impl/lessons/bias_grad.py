@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-from .. import functional as F
+from .. import functional as F, use_backend
 from ..autograd import Convolution
 from ._common import heatmap
 
@@ -26,9 +26,10 @@ def run(args, lesson):
     b = torch.zeros(args.channels, dtype=torch.float64, requires_grad=True)
     lesson.say("A convolution adds b[o] to every output position of channel o, so each position's δ flows "
                "into db[o] with weight 1.")
-    y = lesson.step("Forward", "y = x ⋆ W + b", F.conv2d(x, w, b))
-    delta = lesson.step("Upstream gradient", "δ = ∂L/∂y (small integers)", torch.randint(-2, 3, y.shape).double())
-    (db,) = torch.autograd.grad(y, b, delta)
+    with use_backend("reference"):  # the readable code: backends/reference/conv.py
+        y = lesson.step("Forward", "y = x ⋆ W + b", F.conv2d(x, w, b))
+        delta = lesson.step("Upstream gradient", "δ = ∂L/∂y (small integers)", torch.randint(-2, 3, y.shape).double())
+        (db,) = torch.autograd.grad(y, b, delta)
     lesson.step("Bias gradient", "db[o] = Σ_{n,p} δ[n, o, p]", db)
     expected = torch.autograd.grad(torch.nn.functional.conv2d(x, w, b), b, delta)[0]
     lesson.check("db", db, expected)
