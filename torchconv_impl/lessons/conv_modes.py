@@ -96,10 +96,18 @@ def figure(a, b, outputs):
     heatmap(axes[0], a, f"input A: {a.shape[0]}×{a.shape[1]}\n(i = {a.shape[0]})")
     heatmap(axes[1], b, f"kernel B: {b.shape[0]}×{b.shape[1]}\n(k = {b.shape[0]})", cmap="cividis")
     rule = {"valid": "i − k + 1", "full": "i + k − 1", "same": "i"}
-    limit = max(y.abs().max().item() for y in outputs.values())
+    limit = max(y.abs().max().item() for y in outputs.values())  # one scale for the three outputs
     for ax, (mode, y) in zip(axes[2:], outputs.items()):
-        image = heatmap(ax, y, f"{mode}: {y.shape[0]}×{y.shape[1]}\n({rule[mode]})", cmap="coolwarm")
-        image.set_clim(-limit, limit)  # one scale for the three outputs, 0 white
-        for text, value in zip(ax.texts, y.flatten().tolist()):
-            text.set_color("black" if 0.2 < image.norm(value) < 0.8 else "white")
+        centred(ax, y, f"{mode}: {y.shape[0]}×{y.shape[1]}\n({rule[mode]})", limit)
     return fig
+
+
+def centred(ax, values, title, limit=None):
+    """A diverging heat map with 0 white and ±``limit`` (default: the largest |value|) at the
+    ends, its cell text recoloured for that scale."""
+    image = heatmap(ax, values, title, cmap="coolwarm")
+    limit = limit or max(values.abs().max().item(), 1)
+    image.set_clim(-limit, limit)
+    for text, value in zip(ax.texts, values.flatten().tolist()):
+        text.set_color("black" if 0.2 < image.norm(value) < 0.8 else "white")
+    return image

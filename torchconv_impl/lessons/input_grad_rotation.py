@@ -13,7 +13,7 @@ from .. import functional as F
 from ..autograd import Convolution
 from ..backends import use_backend
 from ..explain import input_grad_by_rotation
-from ._common import heatmap
+from .conv_modes import centred
 
 ORDER = 4
 FUNCTIONS = (Convolution,)  # whose backward this lesson checks
@@ -67,15 +67,6 @@ def run(args, lesson):
     lesson.check("dX by rotation", by_rotation, dx)
     lesson.check("dX", dx, torch.autograd.grad(y_torch, x_torch, delta)[0])
     return figure(delta[0, 0], padded[0, 0], rotated, dx[0, 0], low, s)
-
-
-def centred(ax, values, title):
-    """A diverging heat map with 0 white, its text recoloured for the centred scale."""
-    image = heatmap(ax, values, title, cmap="coolwarm")
-    limit = max(values.abs().max().item(), 1)
-    image.set_clim(-limit, limit)
-    for text, value in zip(ax.texts, values.flatten().tolist()):
-        text.set_color("black" if 0.2 < image.norm(value) < 0.8 else "white")
 
 
 def figure(delta, padded, rotated, dx, low, s):
