@@ -1,4 +1,4 @@
-"""Valid, full and same: three output sizes of one conv.
+"""Valid, full, same: three output sizes of one conv.
 
 The notes' 4×4 A convolved with their 3×3 B in each mode, the output sizes, the
 matching conv2d padding, and each mode's input gradient as another mode.

@@ -1,4 +1,4 @@
-"""The input gradient: δ convolved with the rotated kernel.
+"""The input gradient: δ ⋆ the kernel rotated 180°.
 
 δ zero-inserted by the stride, padded by d·(k − 1) − p, correlated with the
 kernel rotated by 180°: each step printed, the result checked against autograd.

@@ -1,4 +1,4 @@
-"""The weight gradient: dW = x ⋆ δ, x correlated with δ.
+"""Weight gradient: dW = x ⋆ δ, x correlated with δ.
 
 Each dW entry as the window of x that δ slides over (δ·window summed), then the
 same numbers as one correlation with stride and dilation swapped.
