@@ -53,7 +53,8 @@ class Lesson:
         if figure is not None:
             plt.close(figure)
         self.printer("")
-        self.say(f"Checked against torch autograd of the torch.nn twin: {', '.join(self.checked)} — all agree.")
+        self.say(f"Checked against torch autograd of the torch.nn twin: {', '.join(self.checked)}.")
+        self.printer("All agree.")
         if path:
             self.printer(f"Figure: {path}")
         return path
@@ -69,8 +70,19 @@ def format_tensor(t: torch.Tensor) -> str:
 
 def heatmap(ax, values: torch.Tensor, title: str, cmap="viridis", colorbar=True, fmt=None):
     """A 2-D array as an annotated heat map on ``ax`` (values written in each cell), with a colour bar."""
+    return _annotated(ax, values, title, cmap, colorbar, fmt, limits=None)
+
+
+def centred(ax, values: torch.Tensor, title: str, limit=None, colorbar=True):
+    """A diverging heat map for signed values: 0 white, ±``limit`` (default: the largest |value|,
+    at least 1) at the ends."""
+    limit = limit or max(values.abs().max().item(), 1)
+    return _annotated(ax, values, title, "coolwarm", colorbar, None, limits=(-limit, limit))
+
+
+def _annotated(ax, values, title, cmap, colorbar, fmt, limits):
     array = values.detach().double().cpu().numpy()
-    image = ax.imshow(array, cmap=cmap)
+    image = ax.imshow(array, cmap=cmap, **({} if limits is None else dict(vmin=limits[0], vmax=limits[1])))
     ax.set_title(title, fontsize=10)
     ax.set_xticks(range(array.shape[1]))
     ax.set_yticks(range(array.shape[0]))

@@ -1,4 +1,4 @@
-"""The bias gradient: db[o] = Σ δ[n, o, p], summed per channel.
+"""The bias gradient: db[o] = Σ δ[n, o, p].
 
 Every output position of channel o adds b[o], so its δ flows into db[o] with weight 1.
 """

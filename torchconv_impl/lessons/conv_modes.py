@@ -13,7 +13,7 @@ import torch
 from .. import functional as F
 from ..autograd import Convolution
 from ..backends import use_backend
-from ._common import heatmap
+from ._common import centred, heatmap
 
 ORDER = 2
 FUNCTIONS = (Convolution,)  # whose backward this lesson checks
@@ -100,14 +100,3 @@ def figure(a, b, outputs):
     for ax, (mode, y) in zip(axes[2:], outputs.items()):
         centred(ax, y, f"{mode}: {y.shape[0]}×{y.shape[1]}\n({rule[mode]})", limit)
     return fig
-
-
-def centred(ax, values, title, limit=None):
-    """A diverging heat map with 0 white and ±``limit`` (default: the largest |value|) at the
-    ends, its cell text recoloured for that scale."""
-    image = heatmap(ax, values, title, cmap="coolwarm")
-    limit = limit or max(values.abs().max().item(), 1)
-    image.set_clim(-limit, limit)
-    for text, value in zip(ax.texts, values.flatten().tolist()):
-        text.set_color("black" if 0.2 < image.norm(value) < 0.8 else "white")
-    return image

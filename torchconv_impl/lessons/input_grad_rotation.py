@@ -13,7 +13,7 @@ from .. import functional as F
 from ..autograd import Convolution
 from ..backends import use_backend
 from ..explain import input_grad_by_rotation
-from .conv_modes import centred
+from ._common import centred
 
 ORDER = 4
 FUNCTIONS = (Convolution,)  # whose backward this lesson checks

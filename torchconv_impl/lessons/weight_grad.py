@@ -12,8 +12,7 @@ from matplotlib.patches import Rectangle
 from .. import functional as F
 from ..autograd import Convolution
 from ..backends import use_backend
-from ._common import heatmap
-from .conv_modes import centred
+from ._common import centred, heatmap
 
 ORDER = 5
 FUNCTIONS = (Convolution,)  # whose backward this lesson checks
