@@ -191,19 +191,25 @@ def compile_cases(device, dtype):
     return cases
 
 
+def medians_in_turns(variants: dict, repeats: int, warmups: int = 1) -> dict:
+    """{variant: median ms}: every variant warmed up, then each repeat runs them all in turn, so
+    that the machine's load changes hit every variant alike."""
+    for fn in variants.values():
+        for _ in range(warmups):
+            fn()
+    times = {variant: [] for variant in variants}
+    for _ in range(repeats):
+        for variant, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[variant].append(time.perf_counter() - start)
+    return {variant: statistics.median(t) * 1e3 for variant, t in times.items()}
+
+
 def run_compile_table(device, dtype, repeats):
     print(f"\n{'model':28s} {'variant':17s} {'median ms':>10s}")
     for name, variants in compile_cases(device, dtype).items():
-        for fn in variants.values():  # compile and warm up every variant first
-            for _ in range(3):
-                fn()
-        times = {variant: [] for variant in variants}
-        for _ in range(repeats):  # in turns, so that load changes hit every variant alike
-            for variant, fn in variants.items():
-                start = time.perf_counter()
-                fn()
-                times[variant].append(time.perf_counter() - start)
-        median = {variant: statistics.median(t) * 1e3 for variant, t in times.items()}
+        median = medians_in_turns(variants, repeats, warmups=3)  # warm-up compiles every variant
         for variant in variants:
             print(f"{name:28s} {variant:17s} {median[variant]:10.2f}")
         print(f"{name:28s} ours/torch eager {median['ours eager'] / median['torch eager']:.2f}, "
@@ -255,16 +261,7 @@ def run_network_table(device, dtype, repeats):
     print(f"\n{'network':34s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>10s} {'self-vs-self':>12s}")
     network_ratios = []
     for name, runners in network_cases(device, dtype).items():
-        variants = {"ours": runners["ours"], "torch": runners["torch"], "ours again": runners["ours"]}
-        for fn in runners.values():  # warm-up
-            fn()
-        times = {variant: [] for variant in variants}
-        for _ in range(repeats):  # in turns, so that load changes hit every variant alike
-            for variant, fn in variants.items():
-                start = time.perf_counter()
-                fn()
-                times[variant].append(time.perf_counter() - start)
-        median = {variant: statistics.median(t) * 1e3 for variant, t in times.items()}
+        median = medians_in_turns({"ours": runners["ours"], "torch": runners["torch"], "ours again": runners["ours"]}, repeats)
         ratio = median["ours"] / median["torch"]
         spread = max(median["ours"], median["ours again"]) / min(median["ours"], median["ours again"])
         if not name.startswith("LeNet"):
