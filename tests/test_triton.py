@@ -356,3 +356,21 @@ def test_autotune_limit_keeps_the_first_configs():
     counts = [subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True).stdout.strip()
               for extra in ({}, {"TORCHCONV_AUTOTUNE": "2"}, {"TORCHCONV_AUTOTUNE": "1"})]
     assert counts == ["3", "2", "1"]
+
+
+def test_max_pool_backward_refuses_under_deterministic_algorithms():
+    """The backward's atomic adds have no fixed order: with torch.use_deterministic_algorithms
+    it raises (warn_only: warns), as torch does for its own nondeterministic operations."""
+    x = torch.randn(1, 2, 6, 6, device=DEVICE, requires_grad=True)
+    y = F.max_pool2d(x, 3, stride=1)
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.use_deterministic_algorithms(True)
+        with pytest.raises(RuntimeError, match="does not have a deterministic implementation"):
+            y.sum().backward(retain_graph=True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        with pytest.warns(UserWarning, match="does not have a deterministic implementation"):
+            y.sum().backward()
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+    torch.testing.assert_close(x.grad, torch.autograd.grad(TF.max_pool2d(x, 3, stride=1).sum(), x)[0])
