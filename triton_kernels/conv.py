@@ -9,7 +9,7 @@ O_G = O/G output channels, taps j = (jd, jh, jw) over the kernel, s stride, d di
 low padding, all per dimension:
 
 forward      y[n, o, p] = Σ_{c, j} x[n, c, p·s − lo + j·d] · W[o, c, j] + b[o]
-    GEMM rows (n, p) (M = N·P), columns o (O_G), reduction (j, c). Program (r, t, g) computes
+    GEMM rows (n, p) (M = N·P), columns o (O_G), reduction (j, c). Program (g·R + r, t) computes
     rows r·BLOCK_M… × output channels g·O_G + t·BLOCK_N…. One loop walks (tap, channel block):
     for tap j, row (n, p) reads input position i = p·s − lo + j·d (outside [0, I): padding,
     masked to 0), and the channel block is A[(n, p), c] = x[n, g·C_G + c, i], B[c, o] = W[o, c, j].
@@ -19,7 +19,7 @@ input-grad   dX[n, c, i] = Σ_{o, j : i + lo − j·d = p·s, 0 ≤ p < P} δ[n,
     The transposed ("full") convolution of the notes, without the zero-inserted δ: positions
     are split into stride phases ρ = (i + lo) mod s, and a phase meets only the taps with
     j·d ≡ ρ (mod s), i.e. j = j₀(ρ), j₀ + s/gcd(s, d), …; every other tap would read an
-    inserted zero. Program (ρ·R + r, t, g) computes phase ρ's rows r·BLOCK_M… (n, q) with
+    inserted zero. Program ((g·S + ρ)·R + r, t) computes phase ρ's rows r·BLOCK_M… (n, q) with
     i = i₀(ρ) + q·s, × input channels g·C_G + t·BLOCK_N…; its loop walks (phase tap, block of
     O_G): A[(n, q), o] = δ[n, g·O_G + o, (i + lo − j·d)/s] (exact division; outside [0, P)
     masked), B[o, c] = W[g·O_G + o, c, j]. The 180° rotation of W is the minus sign on j·d.
@@ -27,7 +27,7 @@ input-grad   dX[n, c, i] = Σ_{o, j : i + lo − j·d = p·s, 0 ≤ p < P} δ[n,
 
 weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
     GEMM per (group, tap): rows o, columns c, reduction over the N·P pairs (n, p). Program
-    (tap·T + t, k, g) computes rows g·O_G + …BLOCK_M × columns …BLOCK_N of tap j over
+    ((g·K + tap)·T + t, k) computes rows g·O_G + …BLOCK_M × columns …BLOCK_N of tap j over
     split k's chunk of (n, p) (split-K: CHUNK pairs each), in an fp32 (float64: fp64)
     accumulator. With one split it stores dW directly; with more, each split stores its partial
     sum in a (split, O, C_G, taps) buffer summed afterwards — deterministic, unlike atomics.
@@ -92,9 +92,11 @@ def conv_forward_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
     INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    rows = block(tl.program_id(0), BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
+    # Axis 0 holds (group, row block): axes 1 and 2 launch at most 65,535 programs.
+    row_blocks = tl.cdiv(M, BLOCK_M)
+    rows = block(tl.program_id(0) % row_blocks, BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
     outs = block(tl.program_id(1), BLOCK_N, INT64)  # output channels within the group
-    g = tl.program_id(2)
+    g = tl.program_id(0) // row_blocks
     if INT64:
         g = g.to(tl.int64)
     row_mask = rows < M
@@ -154,11 +156,11 @@ def conv_input_grad_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # M rows per phase: (n, qd, qh, qw) over ⌈I/s⌉ per dim; T* = s/gcd(s, d), the tap step.
+    # Axis 0 holds (group, phase, row block): axes 1 and 2 launch at most 65,535 programs.
     row_blocks = tl.cdiv(M, BLOCK_M)
-    _, rd, rh, rw = unflatten(tl.program_id(0) // row_blocks, SD, SH, SW)  # the phase ρ
+    g, rd, rh, rw = unflatten(tl.program_id(0) // row_blocks, SD, SH, SW)  # the group and the phase ρ
     rows = block(tl.program_id(0) % row_blocks, BLOCK_M, INT64)
     chans = block(tl.program_id(1), BLOCK_N, INT64)  # input channels within the group
-    g = tl.program_id(2)
     if INT64:
         g = g.to(tl.int64)
     n, qd, qh, qw = unflatten(rows, tl.cdiv(ID, SD), tl.cdiv(IH, SH), tl.cdiv(IW, SW))
@@ -211,16 +213,15 @@ def conv_weight_grad_kernel(
 ):
     out_blocks = tl.cdiv(O_G, BLOCK_M)
     chan_blocks = tl.cdiv(C_G, BLOCK_N)
-    pid = tl.program_id(0)
-    tap = pid // (out_blocks * chan_blocks)
+    pid = tl.program_id(0)  # (group, tap, channel block, output block): axes 1 and 2 launch at most 65,535
+    g, kd, kh, kw = unflatten(pid // (out_blocks * chan_blocks), KD, KH, KW)
+    tap = (kd * KH + kh) * KW + kw
     outs = block(pid % out_blocks, BLOCK_M, INT64)  # output channels (rows of dW) in the group
     chans = block(pid // out_blocks % chan_blocks, BLOCK_N, INT64)  # input channels (columns)
     split = tl.program_id(1)
-    g = tl.program_id(2)
     if INT64:
         split = split.to(tl.int64)
         g = g.to(tl.int64)
-    _, kd, kh, kw = unflatten(tap, KD, KH, KW)
     out_mask = outs < O_G
     chan_mask = chans < C_G
     dy_rows = dy + (g * O_G + outs) * stride_dc
@@ -265,7 +266,7 @@ def conv_forward(input, weight, bias, geometry, activation=None):
     x, w, y = as_3d(input), as_3d(weight), as_3d(output)
     stride, low, dilation = _geometry_3d(geometry)
     rows, outs_per_group = batch * math.prod(output_size), out_channels // groups
-    grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]), groups)
+    grid = lambda meta: (groups * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]))
     with device_guard(input):
         conv_forward_kernel[grid](
             x, w, bias, y, rows, input.shape[1] // groups, outs_per_group,
@@ -289,7 +290,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     tap_step = tuple(s // math.gcd(s, d) for s, d in zip(stride, dilation))
     rows = batch * math.prod(triton.cdiv(i, s) for i, s in zip(dx.shape[2:], stride))  # per phase
     phases = math.prod(stride)
-    grid = lambda meta: (phases * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(chans_per_group, meta["BLOCK_N"]), groups)
+    grid = lambda meta: (groups * phases * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(chans_per_group, meta["BLOCK_N"]))
     with device_guard(grad_output):
         conv_input_grad_kernel[grid](
             dy, w, bias, dx, rows, chans_per_group, grad_output.shape[1] // groups,
@@ -333,9 +334,8 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     x, dy = as_3d(input), as_3d(grad_output)
     stride, low, dilation = _geometry_3d(geometry)
     grid = lambda meta: (
-        taps * triton.cdiv(out_channels // groups, meta["BLOCK_M"]) * triton.cdiv(chans_per_group, meta["BLOCK_N"]),
+        groups * taps * triton.cdiv(out_channels // groups, meta["BLOCK_M"]) * triton.cdiv(chans_per_group, meta["BLOCK_N"]),
         splits,
-        groups,
     )
     with device_guard(input):
         conv_weight_grad_kernel[grid](
