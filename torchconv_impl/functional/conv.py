@@ -60,12 +60,14 @@ def _check_groups(groups, op: str) -> None:
     check(groups > 0, message)
 
 
-def _computable(*tensors):
-    """complex32 operands as complex64, which torch's matrix products compute (they have no
-    complex32 kernel; torch's convolution computes complex32); every other dtype as it is."""
-    if tensors[0].dtype != torch.complex32:
-        return tensors
-    return tuple(None if t is None else t.to(torch.complex64) for t in tensors)
+def _widened_for_complex32(function, input, weight, bias, *options):
+    """``function(input, weight, bias, *options)``; complex32 operands are computed in complex64
+    and the result cast back, since torch's matrix products have no complex32 kernel (torch's
+    convolution computes complex32). Every other dtype goes straight through."""
+    if input.dtype != torch.complex32:
+        return function(input, weight, bias, *options)
+    widened = (None if t is None else t.to(torch.complex64) for t in (input, weight, bias))
+    return function(*widened, *options).to(torch.complex32)
 
 
 def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, nd: int, op: str, activation=None):
@@ -110,8 +112,8 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *
         lambda: f"{op}: expected the padded input size {padded} to be at least the dilated kernel size {extent} in every dimension",
     )
     geometry = ConvGeometry(stride=stride, padding=pads, dilation=dilation, groups=groups)
-    x, weight, bias = _computable(input if batched else input.unsqueeze(0), weight, bias)
-    output = Convolution.apply(x, weight, bias, geometry, backends.resolve(x), activation).to(input.dtype)
+    x = input if batched else input.unsqueeze(0)
+    output = _widened_for_complex32(Convolution.apply, x, weight, bias, geometry, backends.resolve(x), activation)
     return output if batched else output.squeeze(0)
 
 
@@ -160,8 +162,8 @@ def _conv_transpose(input, weight, bias=None, stride=1, padding=0, output_paddin
         lambda: f"{op}: calculated output size {output_size} is too small for input size {tuple(spatial)} "
         f"(stride={stride}, padding={padding}, dilation={dilation}, kernel_size={kernel_size})",
     )
-    x, weight, bias = _computable(input if batched else input.unsqueeze(0), weight, bias)
-    output = ConvolutionTranspose.apply(x, weight, bias, geometry, output_size, backends.resolve(x)).to(input.dtype)
+    x = input if batched else input.unsqueeze(0)
+    output = _widened_for_complex32(ConvolutionTranspose.apply, x, weight, bias, geometry, output_size, backends.resolve(x))
     return output if batched else output.squeeze(0)
 
 
