@@ -10,8 +10,9 @@ setup(
     python_requires=">=3.10",
     packages=[*find_packages(include=["torchconv_impl", "torchconv_impl.*"]), "torchconv_impl.triton_kernels"],
     package_dir={"torchconv_impl.triton_kernels": "triton_kernels"},
-    # torch.library.register_fake / register_autograd (2.4) and register_vmap (2.5) define the operators.
-    install_requires=["torch>=2.5", "numpy>=1.24"],
+    # torch.library.register_fake / register_autograd (2.4), register_vmap (2.5) and triton_op (2.6)
+    # define the operators.
+    install_requires=["torch>=2.6", "numpy>=1.24"],
     extras_require={
         "triton": ["triton>=3.0"],
         # torchconv_impl.training and the scripts.

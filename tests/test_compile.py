@@ -207,7 +207,7 @@ class GraphRecorder:
 
     def _recorder(self, kind):
         def compiler(gm, example_inputs):
-            self.targets[kind].append({node.target for node in gm.graph.nodes if node.op == "call_function"})
+            self.targets[kind].append({_launched(node) for node in gm.graph.nodes if node.op == "call_function"})
             return make_boxed_func(gm.forward)
 
         return compiler
@@ -220,8 +220,19 @@ class GraphRecorder:
             str(target)
             for graph in self.targets[kind]
             for target in graph
-            if getattr(target, "namespace", None) != "torchconv" and FORBIDDEN_OPS.search(str(target))
+            if getattr(target, "namespace", None) != "torchconv" and not str(target).startswith("triton.")
+            and FORBIDDEN_OPS.search(str(target))
         }
+
+
+def _launched(node):
+    """A node's target; for a Triton kernel launch (the Triton backend's operators are traced
+    down to them), "triton.<kernel>" instead."""
+    if node.target is torch.ops.higher_order.triton_kernel_wrapper_functional:
+        from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
+
+        return f"triton.{kernel_side_table.get_kernel(node.kwargs['kernel_idx']).fn.__name__}"
+    return node.target
 
 
 # Our pooling operators each model's graphs must hold (mobilenet_v2's pooling is torchvision's
@@ -239,7 +250,7 @@ POOLING = {
 def test_compiled_graphs_dispatch_no_native_conv_or_pool(name):
     """The forward and backward graphs AOTAutograd produces for the training loss hold our
     operators (torchconv.conv_forward; conv_input_grad and conv_weight_grad; the model's pooling
-    forward and backward) and no node whose target matches support.FORBIDDEN_OPS outside the
+    forward and backward), or with the Triton backend their kernels' launches, and no node whose target matches support.FORBIDDEN_OPS outside the
     torchconv namespace (no aten convolution, pooling, im2col or col2im)."""
     model = make_model(name)
     input, target = make_batch(name)
@@ -251,10 +262,30 @@ def test_compiled_graphs_dispatch_no_native_conv_or_pool(name):
         "forward": {"conv_forward", *(f"{p}_forward" for p in POOLING[name])},
         "backward": {"conv_input_grad", "conv_weight_grad", *(f"{p}_backward" for p in POOLING[name])},
     }
+    if backends.resolve(input) == "triton":  # kernel launches: adaptive pooling shares its kernels
+        expected = {kind: {f"{op.removeprefix('adaptive_')}_kernel" for op in ops} for kind, ops in expected.items()}
     for kind in ("forward", "backward"):
-        ours = {n.split(".")[1] for n in recorder.names(kind) if n.startswith("torchconv.")}
+        ours = {n.split(".")[1] for n in recorder.names(kind) if n.startswith(("torchconv.", "triton."))}
         assert expected[kind] <= ours, f"{kind} graph lacks {sorted(expected[kind] - ours)}; has {sorted(ours)}"
         assert not recorder.forbidden(kind), f"native conv/pool ops in the {kind} graph: {sorted(recorder.forbidden(kind))}"
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda" or not backends.TRITON_INSTALLED, reason="Inductor compiles Triton kernels for CUDA")
+def test_inductor_compiles_the_triton_kernels_into_its_code():
+    """With the Triton backend, Inductor's generated code launches our kernels itself (the
+    twins are torch.library.triton_ops), and its loss equals eager's."""
+    from torch._inductor.utils import run_and_get_code
+
+    model = make_model("lenet_relu_max")
+    input, target = make_batch("lenet_relu_max")
+    with torchconv_impl.use_backend("triton"):
+        expected = loss_of(model)(input, target)
+        loss, codes = run_and_get_code(torch.compile(loss_of(model), fullgraph=True, backend="inductor"), input, target)
+    code = "\n".join(codes)
+    for kernel in ("conv_forward_kernel", "max_pool_forward_kernel"):
+        assert kernel in code, f"{kernel} is not in Inductor's code"
+    assert "torchconv.triton_" not in code and "torchconv.conv_forward" not in code
+    assert_close(loss, expected)
 
 
 # 5. The backend selection is per thread --------------------------------------------------------

@@ -17,6 +17,10 @@ with the CPU engine selected.
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -265,9 +269,11 @@ SAMPLES = _sample_builders()
 
 
 def test_samples_cover_every_operator():
-    """Every operator the library defines has samples here (a new operator needs some)."""
+    """Every operator the library defines has samples here (a new operator needs some); the
+    Triton twins (``triton_<name>``, where defined) are tested on the samples of their operator."""
     registered = {name for name in dir(torch.ops.torchconv) if isinstance(getattr(torch.ops.torchconv, name), torch._ops.OpOverloadPacket)}
-    assert registered == set(OPERATORS)
+    assert {name for name in registered if not name.startswith("triton_")} == set(OPERATORS)
+    assert {name for name in registered if name.startswith("triton_")} <= {f"triton_{name}" for name in OPERATORS}
     assert {name.split("-")[0] for name in SAMPLES} == set(OPERATORS)
 
 
@@ -317,6 +323,10 @@ def test_real_implementation_matches_torch(sample_id):
     sample = SAMPLES[sample_id]()
     with torch.no_grad():
         actual = as_tuple(sample.op(*_detached(sample.args)))
+    _assert_torch_values(sample, actual)
+
+
+def _assert_torch_values(sample: Sample, actual: tuple):
     expected = as_tuple(sample.expected())
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
@@ -326,6 +336,129 @@ def test_real_implementation_matches_torch(sample_id):
             torch.testing.assert_close(a, e, rtol=0, atol=0)
         else:
             assert_close(a, e)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Triton twins: each operation the Triton backend implements as a torch.library.triton_op.
+
+needs_triton = pytest.mark.skipif(not torchconv_impl.backends.TRITON_INSTALLED, reason="needs Triton")
+TRITON_OPERATORS = (
+    "conv_forward", "conv_input_grad", "conv_weight_grad", "max_pool_forward", "adaptive_max_pool_forward",
+    "max_pool_backward", "avg_pool_forward", "avg_pool_backward", "adaptive_avg_pool_forward", "adaptive_avg_pool_backward",
+)  # fmt: skip
+
+
+@needs_triton
+def test_triton_twins_are_the_triton_backends_operations():
+    assert set(torchconv_impl.backends.load("triton").KERNELS) == set(TRITON_OPERATORS)
+
+
+@needs_triton
+@pytest.mark.parametrize("sample_id", [s for s in SAMPLES if s.split("-")[0] in TRITON_OPERATORS])
+def test_triton_twin_matches_torch(sample_id):
+    """Each twin ``torchconv::triton_<name>`` computes torch's values, laid out in its
+    ``memory_format`` argument (on a GPU; here in Triton's interpreter, eagerly: interpreted
+    kernels cannot be traced)."""
+    torchconv_impl.ops.define_triton_operators()
+    sample = SAMPLES[sample_id]()
+    *args, memory_format, _ = _detached(sample.args)
+    with torch.no_grad():  # the twin takes the memory format by name
+        actual = as_tuple(op(f"triton_{sample.name}")(*args, str(memory_format).removeprefix("torch."), "triton"))
+    for t in actual:
+        assert t.is_contiguous(memory_format=memory_format), f"{t.stride()} is not {memory_format}"
+    _assert_torch_values(sample, actual)
+
+
+@needs_triton
+def test_triton_twin_has_its_operators_autograd_formula_and_batching_rule():
+    """Graphs may hold a twin with tensors that need gradients, or vmap over it: its autograd
+    formula (the Function's backward) and batching rule are its operator's."""
+    torchconv_impl.ops.define_triton_operators()
+    twin = op("triton_conv_forward")
+    geometry = ([1, 1], [1, 1, 1, 1], [1, 1], 1, None, "contiguous_format", "triton")
+    x, w = leaf(randn(2, 3, 6, 6)), leaf(randn(4, 3, 3, 3))
+    delta = randn(2, 4, 6, 6)
+    twin(x, w, None, *geometry).backward(delta)
+    assert_close(x.grad, vjp(lambda t: TF.conv2d(t, w, padding=1), x.detach(), delta))
+    assert_close(w.grad, vjp(lambda t: TF.conv2d(x.detach(), t, padding=1), w.detach(), delta))
+    samples = randn(3, 2, 3, 6, 6)
+    batched = torch.func.vmap(lambda t: twin(t, w.detach(), None, *geometry))(samples)
+    assert_close(batched, torch.stack([TF.conv2d(t, w.detach(), padding=1) for t in samples]))
+
+
+# Traced on fake CUDA tensors in a process without the interpreter: what torch.compile's
+# AOTAutograd hands Inductor for Triton-backend calls (no GPU needed: Triton lowers each kernel
+# to TTIR for an sm_90 target to find which arguments it writes).
+_TRACE_ON_FAKE_CUDA = """
+import json
+import torch, triton
+from functorch.compile import aot_function
+from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
+from torch._subclasses.fake_tensor import FakeTensorMode
+from triton.backends.compiler import GPUTarget
+import torchconv_impl
+from torchconv_impl import functional as F, ops
+from torchconv_impl._geometry import ConvGeometry
+from torchconv_impl.triton_kernels import conv
+
+class Sm90:
+    def get_current_target(self):
+        return GPUTarget("cuda", 90, 32)
+
+triton.runtime.driver.set_active(Sm90())
+conv._multiprocessors = lambda device: 132  # no device to ask
+ops.define_triton_operators()
+CF = torch.contiguous_format
+
+def network(x, w, b):
+    y = F.conv2d(x, w, b, padding=1)
+    t = F.conv_transpose2d(y, w, stride=2)
+    dw = ops.conv_weight_grad(x, y, (3, 3), ConvGeometry((1, 1), ((1, 1), (1, 1)), (1, 1), 1), "triton")
+    m, indices = F.max_pool2d(y, 2, return_indices=True)
+    dm = ops.max_pool_backward(m, indices, [8, 8], CF, "triton")
+    am, _ = F.adaptive_max_pool2d(y, 3, return_indices=True)
+    a = F.avg_pool2d(y, 3, 2, 1)
+    da = ops.avg_pool_backward(a, [8, 8], ops.pool_geometry((3, 3), (2, 2), (1, 1), ceil_mode=False), True, None, CF, "triton")
+    g = F.adaptive_avg_pool2d(y, 2)
+    dg = ops.adaptive_avg_pool_backward(g, [8, 8], CF, "triton")
+    return t.sum() + dw.sum() + dm.sum() + am.sum() + da.sum() + dg.sum()
+
+graphs = []
+with FakeTensorMode() as mode:
+    x, w, b = torch.empty(2, 4, 8, 8, device="cuda"), torch.empty(4, 4, 3, 3, device="cuda"), torch.empty(4, device="cuda")
+with torchconv_impl.use_backend("triton"), mode:
+    aot_function(network, fw_compiler=lambda gm, _: graphs.append(gm) or gm)(x, w, b)
+launches, operators = [], []
+for node in graphs[0].graph.nodes:
+    if node.target is torch.ops.higher_order.triton_kernel_wrapper_functional:
+        kernel = kernel_side_table.get_kernel(node.kwargs["kernel_idx"])
+        launches.append([kernel.fn.__name__, node.kwargs["tensors_to_clone"]])
+    elif isinstance(node.target, torch._ops.OpOverload):
+        operators.append(str(node.target))
+print(json.dumps(dict(launches=launches, operators=operators)))
+"""
+
+
+@needs_triton
+def test_compile_traces_triton_backend_calls_to_kernel_launches():
+    """Under torch.compile a Triton-backend call is no opaque operator: AOTAutograd traces each
+    twin down to its kernel launch (``triton_kernel_wrapper_functional``), which Inductor
+    compiles with the graph; each launch writes only its outputs (Triton's analysis of the
+    kernel proves the inputs untouched, so none is copied)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-c", _TRACE_ON_FAKE_CUDA], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    traced = json.loads(result.stdout.strip().splitlines()[-1])
+    kernels = [name for name, _ in traced["launches"]]
+    assert sorted(kernels) == sorted([
+        "conv_forward_kernel", "conv_input_grad_kernel", "conv_weight_grad_kernel", "max_pool_forward_kernel",
+        "max_pool_backward_kernel", "max_pool_forward_kernel", "avg_pool_forward_kernel", "avg_pool_backward_kernel",
+        "avg_pool_forward_kernel", "avg_pool_backward_kernel",
+    ])  # fmt: skip
+    for name, written in traced["launches"]:
+        assert set(written) <= {"y", "indices", "dx", "dw"}, (name, written)
+    assert not [o for o in traced["operators"] if o.startswith("torchconv.")], traced["operators"]
+    assert not [o for o in traced["operators"] if FORBIDDEN_OPS.search(o.split(".")[1])], traced["operators"]
 
 
 # ---------------------------------------------------------------------------------------------

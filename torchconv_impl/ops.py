@@ -11,7 +11,10 @@ Each computation a backend implements is one operator defined with ``torch.libra
   theirs;
 * its **batching rule** (``torch.func.vmap``) folds the vmapped dimension into the batch, or
   for convolutions with per-sample weights into the groups, so that ``vmap(grad(...))``
-  computes per-sample gradients in one call.
+  computes per-sample gradients in one call;
+* where the Triton backend implements it, its **Triton twin** ``torchconv::triton_<name>``, a
+  ``torch.library.triton_op`` that torch.compile traces down to the kernel launches, for
+  Inductor to compile with the rest of the graph (see ``_Operator``).
 
 Every result is laid out as its fake promises: the ``memory_format`` argument's canonical
 strides (the autograd Function that calls the operator chooses it, following torch's layouts),
@@ -21,6 +24,9 @@ The Python functions below take the geometry as one ``ConvGeometry`` or ``PoolGe
 call the operators; the autograd Functions in ``torchconv_impl.autograd`` use them.
 """
 from __future__ import annotations
+
+import inspect
+import typing
 
 import torch
 
@@ -68,15 +74,102 @@ class _Operator:
     forward and backward), no tracing, no fake or functorch tensors, no dispatch mode — the call
     goes to ``real`` directly, which is where the dispatcher would send it: its Python layers
     (the autograd formula's wrapper, the guard against Dynamo) cost about as much as a small
-    layer's arithmetic on CPU. Every other call goes through the dispatcher."""
+    layer's arithmetic on CPU. Every other call goes through the dispatcher.
 
-    def __init__(self, overload, real):
-        self.overload, self.real = overload, real
+    An operation the Triton backend implements also gets a **Triton twin** (``define_triton_operators``),
+    ``torchconv::triton_<name>``: a ``torch.library.triton_op`` whose body torch.compile traces
+    down to the kernel launches, so that Inductor compiles the kernels into its own code instead
+    of calling an opaque operator. Calls for the Triton backend on CUDA floating-point tensors go
+    to the twin, except under torch.export, whose programs keep the plain operator (portable, and
+    loadable where Triton is not installed). The twin takes the same arguments, but the memory
+    format by name (a schema inferred from Python types has no MemoryFormat), and has the same
+    autograd formula and batching rule.
+    """
+
+    def __init__(self, overload, real, laid_out):
+        self.overload, self.real, self._laid_out = overload, real, laid_out
+        self.name = overload._schema.name.split("::", 1)[1]
+        self.triton = None  # the Triton twin's overload, once defined
+        self._rules = []  # (torch.library register function, its arguments): the twin's too
 
     def __call__(self, *args):
+        if self.triton is not None and _for_triton_kernels(args):
+            return self.triton(*args[:-2], _MEMORY_FORMAT_NAMES[args[-2]], args[-1])
         if _plain_eager(args):
             return self.real(*args)
         return self.overload(*args)
+
+    def register(self, register, *args, **kwargs) -> None:
+        """``register(overload, *args, **kwargs)``: ``torch.library.register_autograd(overload,
+        backward, setup_context=…)`` or ``register_vmap(overload, rule)``, for this operator and
+        its Triton twin (now or once defined)."""
+        register(self.overload, *args, lib=_LIBRARY, **kwargs)
+        self._rules.append((register, args, kwargs))
+        if self.triton is not None:
+            self._register_on_twin(register, args, kwargs)
+
+    def _register_on_twin(self, register, args, kwargs) -> None:
+        """A rule of the operator, given the twin's arguments with the memory format as itself."""
+        if register is torch.library.register_vmap:
+            (rule,) = args
+            register(self.triton, lambda info, in_dims, *twin_args: rule(info, in_dims, *_operator_args(twin_args)), lib=_LIBRARY)
+        else:
+            setup_context = kwargs["setup_context"]
+            register(self.triton, *args, setup_context=lambda ctx, inputs, output: setup_context(ctx, _operator_args(inputs), output),
+                     lib=_LIBRARY)
+
+    def define_triton_twin(self, kernels) -> None:
+        """Defines ``torchconv::triton_<name>``; ``kernels``: the Triton kernels its body launches."""
+        name = f"torchconv::triton_{self.name}"
+        laid_out = self._laid_out
+
+        def body(*twin_args):
+            return laid_out(*_operator_args(twin_args))
+
+        body.__signature__ = _python_signature(self.overload._schema)
+        self._twin = torch.library.triton_op(name, body, mutates_args=())  # owns the registration: kept alive
+        # triton_op finds the kernels a body launches by reading its source, which cannot follow
+        # the call through a backend; compiled graphs are cached under their source code, so a
+        # changed kernel must be known to invalidate them.
+        torch._library.triton.triton_ops_to_kernels[name] = list(kernels)
+        self.triton = getattr(torch.ops.torchconv, f"triton_{self.name}").default
+        for register, args, kwargs in self._rules:
+            self._register_on_twin(register, args, kwargs)
+
+
+_MEMORY_FORMAT_NAMES = {
+    torch.contiguous_format: "contiguous_format", torch.channels_last: "channels_last", torch.channels_last_3d: "channels_last_3d",
+}
+
+
+def _operator_args(twin_args) -> tuple:
+    """A twin's arguments as its operator's: the memory format (second to last) by value."""
+    return (*twin_args[:-2], getattr(torch, twin_args[-2]), twin_args[-1])
+
+
+# Schema types → the Python annotations torch.library infers them from (the memory format as a str).
+_PYTHON_TYPES = {
+    "Tensor": torch.Tensor, "Optional[Tensor]": typing.Optional[torch.Tensor], "List[int]": list[int], "int": int,
+    "Optional[int]": typing.Optional[int], "bool": bool, "str": str, "Optional[str]": typing.Optional[str], "MemoryFormat": str,
+}  # fmt: skip
+
+
+def _python_signature(schema) -> inspect.Signature:
+    """A Python signature whose inferred schema is ``schema``'s (the memory format as a str)."""
+    parameters = [
+        inspect.Parameter(argument.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_PYTHON_TYPES[str(argument.real_type)])
+        for argument in schema.arguments
+    ]
+    returns = [torch.Tensor for _ in schema.returns]
+    return inspect.Signature(parameters, return_annotation=returns[0] if len(returns) == 1 else tuple[tuple(returns)])
+
+
+def _for_triton_kernels(args) -> bool:
+    """Whether the Triton backend's kernels serve this call: its CUDA floating-point tensors
+    (integer pooling falls back to the CPU engine, whose code must never be traced), and not
+    inside torch.export."""
+    first = args[0]
+    return args[-1] == "triton" and first.is_cuda and first.is_floating_point() and not torch.compiler.is_exporting()
 
 
 def _plain_eager(args) -> bool:
@@ -89,6 +182,7 @@ def _plain_eager(args) -> bool:
 
 
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+_OPERATORS: list[_Operator] = []
 
 
 def _define(schema: str):
@@ -99,22 +193,35 @@ def _define(schema: str):
         name = schema.split("(", 1)[0]
         _LIBRARY.define(schema)
 
-        def laid_out_real(*args):
-            memory_format, device = args[-2], args[0].device.type
-            if torch.is_autocast_enabled(device):
-                with torch.autocast(device, enabled=False):  # the caller applied autocast's policy
-                    result = real(*args)
-            else:
-                result = real(*args)
+        def laid_out(*args):
+            memory_format, result = args[-2], real(*args)
             if isinstance(result, tuple):
                 return tuple(_laid_out(t, memory_format) for t in result)
             return _laid_out(result, memory_format)
 
+        def laid_out_real(*args):
+            device = args[0].device.type
+            if torch.is_autocast_enabled(device):
+                with torch.autocast(device, enabled=False):  # the caller applied autocast's policy
+                    return laid_out(*args)
+            return laid_out(*args)
+
         # A backend's real code is never traced, even when eager code calls it from a compiled region.
         _LIBRARY.impl(name, torch.compiler.disable(laid_out_real), "CompositeExplicitAutograd")
-        return _Operator(getattr(torch.ops.torchconv, name).default, laid_out_real)
+        operator = _Operator(getattr(torch.ops.torchconv, name).default, laid_out_real, laid_out)
+        _OPERATORS.append(operator)
+        return operator
 
     return decorate
+
+
+def define_triton_operators() -> None:
+    """Gives every operation the Triton backend implements its Triton twin (see ``_Operator``).
+    Done on import where CUDA and Triton are both present; idempotent."""
+    kernels = backends.load("triton").KERNELS
+    for operator in _OPERATORS:
+        if operator.triton is None and operator.name in kernels:
+            operator.define_triton_twin(kernels[operator.name])
 
 
 def _fake(operator: _Operator):
@@ -376,7 +483,7 @@ def differentiate_with(operator, function, function_inputs) -> None:
                 operator_grads[i] = grad
         return tuple(operator_grads)
 
-    torch.library.register_autograd(operator.overload, backward, setup_context=setup_context, lib=_LIBRARY)
+    operator.register(torch.library.register_autograd, backward, setup_context=setup_context)
 
 
 # Batching rules (torch.func.vmap) -------------------------------------------------------------
@@ -405,7 +512,7 @@ def _fold_into_batch(operator, tensor_positions):
             return tuple(map(unfold, result)), (0,) * len(result)
         return unfold(result), 0
 
-    torch.library.register_vmap(operator.overload, rule, lib=_LIBRARY)
+    operator.register(torch.library.register_vmap, rule)
 
 
 def _channels_per_sample(tensor, dim, batch_size):
@@ -466,9 +573,9 @@ def _conv_weight_grad_rule(info, in_dims, input, grad_output, kernel_size, strid
     return grad.unflatten(0, (batch_size, -1)), 0
 
 
-torch.library.register_vmap(conv_forward_operator.overload, _conv_forward_rule, lib=_LIBRARY)
-torch.library.register_vmap(conv_input_grad_operator.overload, _conv_input_grad_rule, lib=_LIBRARY)
-torch.library.register_vmap(conv_weight_grad_operator.overload, _conv_weight_grad_rule, lib=_LIBRARY)
+conv_forward_operator.register(torch.library.register_vmap, _conv_forward_rule)
+conv_input_grad_operator.register(torch.library.register_vmap, _conv_input_grad_rule)
+conv_weight_grad_operator.register(torch.library.register_vmap, _conv_weight_grad_rule)
 _fold_into_batch(max_pool_forward_operator, [0])
 _fold_into_batch(adaptive_max_pool_forward, [0])
 _fold_into_batch(max_pool_backward, [0, 1])
@@ -486,4 +593,10 @@ def _relu_input_grad_rule(info, in_dims, grad_output, output, memory_format, bac
     return relu_input_grad(grad_output, output, memory_format, backend), 0
 
 
-torch.library.register_vmap(relu_input_grad.overload, _relu_input_grad_rule, lib=_LIBRARY)
+relu_input_grad.register(torch.library.register_vmap, _relu_input_grad_rule)
+
+
+# Where the Triton backend is the default ("auto" on CUDA), its operators are defined up front:
+# created inside a compiled region, they would break its graph.
+if backends.TRITON_INSTALLED and torch.cuda.is_available():
+    define_triton_operators()

@@ -9,6 +9,7 @@ import os
 import torch
 import triton
 import triton.language as tl
+from torch._subclasses.fake_tensor import is_fake
 
 # Read once, when the kernels are decorated (Triton reads it then too). Under the interpreter
 # the kernels run on CPU tensors, program by program in numpy: one small config, no tuning.
@@ -72,35 +73,54 @@ def needs_int64(*tensors) -> bool:
     )
 
 
+def traceable(kernel, tensor: torch.Tensor):
+    """``kernel`` to launch on ``tensor``: while torch.compile traces the Triton operators
+    (``torchconv_impl.ops`` makes each a ``torch.library.triton_op``; ``tensor`` is then fake),
+    as ``torch.library.wrap_triton`` wraps it, which records the launch in the graph for Inductor
+    to compile with it; otherwise the kernel itself (interpreted kernels cannot be traced)."""
+    return torch.library.wrap_triton(kernel) if is_fake(tensor) and not INTERPRET else kernel
+
+
 def device_guard(tensor: torch.Tensor):
-    """Kernels launch on the current CUDA device: make it ``tensor``'s."""
-    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+    """Kernels launch on the current CUDA device: make it ``tensor``'s. A traced launch (a fake
+    tensor) needs none: the compiled code places it."""
+    if tensor.is_cuda and not is_fake(tensor):
+        return torch.cuda.device(tensor.device)
+    return contextlib.nullcontext()
 
 
 def empty_like_layout(shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
     """A new (N, C, *S) tensor stored like ``like``: channels-last when ``like`` is, else contiguous.
 
     The autograd Functions return outputs in the input's memory format; allocating that way
-    here spares them a copy.
+    here spares them a copy. One allocation, never a view of one: a traced launch writes its
+    output in place, and a view's writes would have to be carried back to its base.
     """
     dtype = dtype or like.dtype
     channels_last = like.dim() > 2 and like.stride(1) == 1 and like.shape[1] > 1 and not like.is_contiguous()
     if not channels_last:
         return torch.empty(shape, dtype=dtype, device=like.device)
-    order = (0, *range(2, len(shape)), 1)  # storage order, outermost first
-    stored = torch.empty([shape[d] for d in order], dtype=dtype, device=like.device)
-    return stored.permute(*(order.index(d) for d in range(len(shape))))
+    strides, step = [0] * len(shape), 1
+    for dim in (1, *range(len(shape) - 1, 1, -1), 0):  # innermost first: C, then S from its last dim, then N
+        strides[dim] = step
+        step *= shape[dim]
+    return torch.empty_strided(shape, strides, dtype=dtype, device=like.device)
 
 
-def as_3d(tensor: torch.Tensor) -> torch.Tensor:
-    """(N, C, *S) with 1 to 3 spatial dims as a (N, C, D, H, W) view: unit dims in front."""
-    while tensor.dim() < 5:
-        tensor = tensor.unsqueeze(2)
-    return tensor
+def sizes_3d(tensor: torch.Tensor) -> tuple:
+    """(D, H, W) of an (N, C, *S) tensor with 1 to 3 spatial dims: unit dims in front."""
+    return pad_front(tensor.shape[2:], 1)
+
+
+def strides_3d(tensor: torch.Tensor) -> tuple:
+    """The (N, C, D, H, W) strides for ``sizes_3d`` (an added unit dim's stride is never used).
+    Kernels take the tensor itself with these, not an unsqueezed view: a traced launch must
+    write the output it was given, not a view of it."""
+    return (*tensor.stride()[:2], *pad_front(tensor.stride()[2:], 0))
 
 
 def pad_front(values, fill, nd: int = 3) -> tuple:
-    """Per-dimension parameters for ``as_3d`` views: ``fill`` for the added unit dims."""
+    """Per-dimension parameters for ``sizes_3d`` problems: ``fill`` for the added unit dims."""
     values = tuple(values)
     return (fill,) * (nd - len(values)) + values
 

@@ -1,8 +1,8 @@
 """Convolution as implicit GEMM: forward, input-gradient (transposed convolution), weight-gradient.
 
-Every kernel works on three spatial dims (D, H, W); 1-d and 2-d tensors arrive as views with
-unit dims in front (``as_3d``, no copies), for which Triton's specialisation on the value 1
-removes the extra arithmetic. Every tensor is addressed through its own strides (NCHW,
+Every kernel works on three spatial dims (D, H, W); 1-d and 2-d problems are read as 3-d ones
+with unit dims in front (``sizes_3d``, ``strides_3d``: the tensors themselves, no copies), for
+which Triton's specialisation on the value 1 removes the extra arithmetic. Every tensor is addressed through its own strides (NCHW,
 channels-last and other views alike), never an im2col buffer: each kernel computes, per tile,
 the input addresses its GEMM operand would hold. Per group g of G, with C_G = C/G input and
 O_G = O/G output channels, taps j = (jd, jh, jw) over the kernel, s stride, d dilation, lo the
@@ -46,8 +46,8 @@ import triton
 import triton.language as tl
 
 from ._common import (
-    accumulator, as_3d, block, configs, device_guard, dot_precision, empty_like_layout, mma,
-    needs_int64, pad_front, trips, unflatten,
+    accumulator, block, configs, device_guard, dot_precision, empty_like_layout, mma, needs_int64,
+    pad_front, sizes_3d, strides_3d, traceable, trips, unflatten,
 )
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages): H100-sized tiles, smaller ones for
@@ -247,7 +247,7 @@ def conv_weight_grad_kernel(
 
 
 def _geometry_3d(geometry):
-    """stride, low padding and dilation for ``as_3d`` views."""
+    """stride, low padding and dilation for ``sizes_3d`` problems."""
     return (
         pad_front(geometry.stride, 1),
         pad_front((lo for lo, _ in geometry.padding), 0),
@@ -263,15 +263,14 @@ def conv_forward(input, weight, bias, geometry, activation=None):
     output = empty_like_layout((batch, out_channels, *output_size), input)
     if output.numel() == 0:
         return output
-    x, w, y = as_3d(input), as_3d(weight), as_3d(output)
     stride, low, dilation = _geometry_3d(geometry)
     rows, outs_per_group = batch * math.prod(output_size), out_channels // groups
     grid = lambda meta: (groups * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]))
     with device_guard(input):
-        conv_forward_kernel[grid](
-            x, w, bias, y, rows, input.shape[1] // groups, outs_per_group,
-            *x.shape[2:], *y.shape[2:], *w.shape[2:], *stride, *low, *dilation,
-            *x.stride(), *w.stride(), *y.stride(),
+        traceable(conv_forward_kernel, input)[grid](
+            input, weight, bias, output, rows, input.shape[1] // groups, outs_per_group,
+            *sizes_3d(input), *sizes_3d(output), *sizes_3d(weight), *stride, *low, *dilation,
+            *strides_3d(input), *strides_3d(weight), *strides_3d(output),
             HAS_BIAS=bias is not None, ACTIVATION=activation or "", ACC=accumulator(input.dtype),
             PRECISION=dot_precision(input.dtype), INT64=needs_int64(input, weight, output),
         )
@@ -285,17 +284,16 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     grad_input = empty_like_layout((batch, chans_per_group * groups, *input_size), grad_output)
     if grad_input.numel() == 0:
         return grad_input
-    dy, w, dx = as_3d(grad_output), as_3d(weight), as_3d(grad_input)
     stride, low, dilation = _geometry_3d(geometry)
     tap_step = tuple(s // math.gcd(s, d) for s, d in zip(stride, dilation))
-    rows = batch * math.prod(triton.cdiv(i, s) for i, s in zip(dx.shape[2:], stride))  # per phase
+    rows = batch * math.prod(triton.cdiv(i, s) for i, s in zip(sizes_3d(grad_input), stride))  # per phase
     phases = math.prod(stride)
     grid = lambda meta: (groups * phases * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(chans_per_group, meta["BLOCK_N"]))
     with device_guard(grad_output):
-        conv_input_grad_kernel[grid](
-            dy, w, bias, dx, rows, chans_per_group, grad_output.shape[1] // groups,
-            *dx.shape[2:], *dy.shape[2:], *w.shape[2:], *stride, *low, *dilation, *tap_step,
-            *dy.stride(), *w.stride(), *dx.stride(),
+        traceable(conv_input_grad_kernel, grad_output)[grid](
+            grad_output, weight, bias, grad_input, rows, chans_per_group, grad_output.shape[1] // groups,
+            *sizes_3d(grad_input), *sizes_3d(grad_output), *sizes_3d(weight), *stride, *low, *dilation, *tap_step,
+            *strides_3d(grad_output), *strides_3d(weight), *strides_3d(grad_input),
             HAS_BIAS=bias is not None, ACC=accumulator(grad_output.dtype),
             PRECISION=dot_precision(grad_output.dtype), INT64=needs_int64(grad_output, weight, grad_input),
         )
@@ -327,21 +325,23 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
         split_k = _split_k(tiles, pairs, input.device)
     chunk = triton.cdiv(triton.cdiv(pairs, split_k), _K_ALIGN) * _K_ALIGN
     splits = triton.cdiv(pairs, chunk)
+    # The kernel stores (split, o, c, tap) through four strides: one split writes dW itself
+    # (contiguous, so the taps are its flattened kernel dims), more write partial sums.
     if splits == 1:
-        target = weight_grad.view(1, out_channels, chans_per_group, taps)
+        target, target_strides = weight_grad, (0, *weight_grad.stride()[:2], 1)
     else:
         target = input.new_empty((splits, out_channels, chans_per_group, taps), dtype=torch.promote_types(input.dtype, torch.float32))
-    x, dy = as_3d(input), as_3d(grad_output)
+        target_strides = target.stride()
     stride, low, dilation = _geometry_3d(geometry)
     grid = lambda meta: (
         groups * taps * triton.cdiv(out_channels // groups, meta["BLOCK_M"]) * triton.cdiv(chans_per_group, meta["BLOCK_N"]),
         splits,
     )
     with device_guard(input):
-        conv_weight_grad_kernel[grid](
-            x, dy, target, pairs, chunk, chans_per_group, out_channels // groups,
-            *x.shape[2:], *dy.shape[2:], *pad_front(kernel_size, 1), *stride, *low, *dilation,
-            *x.stride(), *dy.stride(), *target.stride(),
+        traceable(conv_weight_grad_kernel, input)[grid](
+            input, grad_output, target, pairs, chunk, chans_per_group, out_channels // groups,
+            *sizes_3d(input), *sizes_3d(grad_output), *pad_front(kernel_size, 1), *stride, *low, *dilation,
+            *strides_3d(input), *strides_3d(grad_output), *target_strides,
             ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype),
             INT64=needs_int64(input, grad_output, target),
         )

@@ -1,6 +1,6 @@
 """Pooling: max (values + torch's argmax indices) and average, plain or adaptive, with backward.
 
-As for convolution, tensors arrive as (N, C, D, H, W) views (``as_3d``) addressed through their
+As for convolution, tensors are read as (N, C, D, H, W) (``sizes_3d``, ``strides_3d``) through their
 strides. Every kernel tiles rows (n, spatial position) × channels: program (r, t) computes rows
 r·BLOCK_M… × channels t·BLOCK_N… (channels-last reads are contiguous along the tile's
 columns, NCHW ones along its rows). Output p's window, per dimension, starts at
@@ -32,7 +32,10 @@ import triton
 import triton.language as tl
 
 from .._geometry import longest_adaptive_window
-from ._common import accumulator, as_3d, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, trips, unflatten
+from ._common import (
+    accumulator, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, sizes_3d, strides_3d, traceable, trips,
+    unflatten,
+)
 
 # (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound, so tiles only need
 # enough rows for NCHW and enough channels for channels-last to read whole cache lines.
@@ -231,13 +234,12 @@ def window_max(input, output_size, kernel_size=None, stride=None, padding=None, 
     adaptive = kernel_size is None
     if adaptive:
         kernel_size, stride, padding, dilation = _adaptive_geometry(input.shape[2:], output_size)
-    x, y, idx = as_3d(input), as_3d(output), as_3d(indices)
     rows = batch * math.prod(output_size)
     with device_guard(input):
-        max_pool_forward_kernel[_grid(rows, channels)](
-            x, y, idx, rows, channels, *x.shape[2:], *y.shape[2:], *pad_front(kernel_size, 1),
+        traceable(max_pool_forward_kernel, input)[_grid(rows, channels)](
+            input, output, indices, rows, channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(dilation, 1),
-            *x.stride(), *y.stride(), *idx.stride(),
+            *strides_3d(input), *strides_3d(output), *strides_3d(indices),
             ADAPTIVE=adaptive, ACC=accumulator(input.dtype), INT64=needs_int64(input, output),
         )
     return output, indices
@@ -250,12 +252,11 @@ def max_pool_backward(grad_output, indices, input_size):
     buffer_dtype = torch.promote_types(grad_output.dtype, torch.float32)
     grad_input = empty_like_layout((batch, channels, *input_size), grad_output, dtype=buffer_dtype).zero_()
     if grad_output.numel() > 0:
-        dy, idx, dx = as_3d(grad_output), as_3d(indices), as_3d(grad_input)
         rows = batch * math.prod(grad_output.shape[2:])
         with device_guard(grad_output):
-            max_pool_backward_kernel[_grid(rows, channels)](
-                dy, idx, dx, rows, channels, *dy.shape[2:], *dx.shape[2:],
-                *dy.stride(), *idx.stride(), *dx.stride(), INT64=needs_int64(grad_output, grad_input),
+            traceable(max_pool_backward_kernel, grad_output)[_grid(rows, channels)](
+                grad_output, indices, grad_input, rows, channels, *sizes_3d(grad_output), *sizes_3d(grad_input),
+                *strides_3d(grad_output), *strides_3d(indices), *strides_3d(grad_input), INT64=needs_int64(grad_output, grad_input),
             )
     return grad_input.to(grad_output.dtype)
 
@@ -277,12 +278,11 @@ def window_average(input, output_size, kernel_size=None, stride=None, padding=No
     adaptive = kernel_size is None
     if adaptive:
         kernel_size, stride, padding, _ = _adaptive_geometry(input.shape[2:], output_size)
-    x, y = as_3d(input), as_3d(output)
     rows = batch * math.prod(output_size)
     with device_guard(input):
-        avg_pool_forward_kernel[_grid(rows, channels)](
-            x, y, rows, channels, *x.shape[2:], *y.shape[2:], *pad_front(kernel_size, 1),
-            *pad_front(stride, 1), *pad_front(padding, 0), *x.stride(), *y.stride(),
+        traceable(avg_pool_forward_kernel, input)[_grid(rows, channels)](
+            input, output, rows, channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
+            *pad_front(stride, 1), *pad_front(padding, 0), *strides_3d(input), *strides_3d(output),
             ADAPTIVE=adaptive, COUNT_PAD=count_include_pad and not adaptive, DIVISOR=divisor_override or 0,
             ACC=accumulator(input.dtype), INT64=needs_int64(input, output),
         )
@@ -305,13 +305,12 @@ def window_average_backward(grad_output, input_size, kernel_size=None, stride=No
         holders = [longest_adaptive_window(o, i) for i, o in zip(input_size, output_size)]
     else:
         holders = [triton.cdiv(k, s) for k, s in zip(kernel_size, stride)]
-    dy, dx = as_3d(grad_output), as_3d(grad_input)
     rows = batch * math.prod(input_size)
     with device_guard(grad_output):
-        avg_pool_backward_kernel[_grid(rows, channels)](
-            dy, dx, rows, channels, *dx.shape[2:], *dy.shape[2:], *pad_front(kernel_size, 1),
+        traceable(avg_pool_backward_kernel, grad_output)[_grid(rows, channels)](
+            grad_output, grad_input, rows, channels, *sizes_3d(grad_input), *sizes_3d(grad_output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(holders, 1),
-            *dy.stride(), *dx.stride(),
+            *strides_3d(grad_output), *strides_3d(grad_input),
             ADAPTIVE=adaptive, COUNT_PAD=count_include_pad and not adaptive, DIVISOR=divisor_override or 0,
             ACC=accumulator(grad_output.dtype), INT64=needs_int64(grad_output, grad_input),
         )

@@ -25,6 +25,21 @@ from .cpu import pool as cpu_pool
 
 _INTERPRETED = bool(INTERPRET)
 
+# The kernels each operation launches. ``torchconv_impl.ops`` makes every operation named here a
+# ``torch.library.triton_op``, which torch.compile traces down to these launches.
+KERNELS = {
+    "conv_forward": [conv_kernels.conv_forward_kernel],
+    "conv_input_grad": [conv_kernels.conv_input_grad_kernel],
+    "conv_weight_grad": [conv_kernels.conv_weight_grad_kernel],
+    "max_pool_forward": [pool_kernels.max_pool_forward_kernel],
+    "adaptive_max_pool_forward": [pool_kernels.max_pool_forward_kernel],
+    "max_pool_backward": [pool_kernels.max_pool_backward_kernel],
+    "avg_pool_forward": [pool_kernels.avg_pool_forward_kernel],
+    "adaptive_avg_pool_forward": [pool_kernels.avg_pool_forward_kernel],
+    "avg_pool_backward": [pool_kernels.avg_pool_backward_kernel],
+    "adaptive_avg_pool_backward": [pool_kernels.avg_pool_backward_kernel],
+}
+
 
 def _check_tensors(op: str, *tensors) -> None:
     """Kernels need CUDA tensors (CPU ones only under the interpreter) of a dtype tl.dot takes."""
