@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import os
 import subprocess
 import sys
@@ -278,63 +277,6 @@ def test_pool_kernels_direct():
     grad_output = torch.randn_like(average)
     expected_grad, = torch.autograd.grad(TF.adaptive_avg_pool2d(leaf, (4, 2)), leaf, grad_output)
     assert_close(pool_kernels.window_average_backward(grad_output, (6, 5)), expected_grad)
-
-
-# Compiling for the GPU without one: the interpreter runs the kernels' Python, not Triton's
-# compiler, so typing rules of compiled code (e.g. ints equal to 1 specialised as constexprs,
-# one return type per function) are checked by compiling each kernel for sm_90 (through
-# ptxas) in a process without TRITON_INTERPRET. With a GPU the tests above compile them anyway.
-
-_COMPILE_FOR_H100 = """
-import json, sys
-import triton, triton.language as tl
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from torchconv_impl.triton_kernels import conv, pool
-
-spec = json.loads(sys.argv[1])
-fn = getattr(spec["module"] == "conv" and conv or pool, spec["kernel"]).fn  # the JITFunction under the autotuner
-constexprs = {k: getattr(tl, v[3:]) if isinstance(v, str) and v.startswith("tl.") else v for k, v in spec["constexprs"].items()}
-constexprs |= {name: 1 for name in spec["ones"] if name in fn.arg_names}  # as Triton specialises ints equal to 1
-signature = {name: "constexpr" if name in constexprs else spec["pointers"].get(name, "i32") for name in fn.arg_names}
-triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=GPUTarget("cuda", 90, 32),
-               options=dict(num_warps=4, num_stages=3))
-"""
-
-_2D = ["ID", "PD", "KD", "SD", "LD", "DD"]  # a 2-d problem's unit leading dim
-_GEMM_BLOCKS = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)
-_POOL_BLOCKS = dict(BLOCK_M=64, BLOCK_N=32)
-GPU_COMPILE_CASES = [
-    pytest.param("conv", "conv_forward_kernel", dict(x="*fp16", w="*fp16", bias="*fp16", y="*fp16"),
-                 dict(HAS_BIAS=True, ACTIVATION="relu", ACC="tl.float32", PRECISION="ieee", INT64=True, **_GEMM_BLOCKS), _2D,
-                 id="conv_forward-fp16-relu-int64"),
-    pytest.param("conv", "conv_input_grad_kernel", dict(dy="*fp64", w="*fp64", dx="*fp64"),
-                 dict(bias=None, HAS_BIAS=False, ACC="tl.float64", PRECISION="ieee", INT64=False, **_GEMM_BLOCKS), _2D + ["TD"],
-                 id="conv_input_grad-fp64"),
-    pytest.param("conv", "conv_weight_grad_kernel", dict(x="*fp32", dy="*fp32", dw="*fp32"),
-                 dict(ACC="tl.float32", PRECISION="tf32", INT64=True, **_GEMM_BLOCKS), [], id="conv_weight_grad-tf32-int64"),
-    pytest.param("conv", "conv_weight_grad_kernel", dict(x="*bf16", dy="*bf16", dw="*bf16"),
-                 dict(ACC="tl.float32", PRECISION="ieee", INT64=False, **_GEMM_BLOCKS), _2D, id="conv_weight_grad-bf16"),
-    pytest.param("pool", "max_pool_forward_kernel", dict(x="*bf16", y="*bf16", indices="*i64"),
-                 dict(ADAPTIVE=True, ACC="tl.float32", INT64=False, **_POOL_BLOCKS), _2D, id="max_pool_forward-adaptive"),
-    pytest.param("pool", "max_pool_backward_kernel", dict(dy="*fp64", indices="*i64", dx="*fp64"),
-                 dict(INT64=True, **_POOL_BLOCKS), [], id="max_pool_backward-fp64-atomics"),
-    pytest.param("pool", "avg_pool_forward_kernel", dict(x="*fp16", y="*fp16"),
-                 dict(ADAPTIVE=False, COUNT_PAD=True, DIVISOR=-3, ACC="tl.float32", INT64=False, **_POOL_BLOCKS), _2D,
-                 id="avg_pool_forward-divisor_override"),
-    pytest.param("pool", "avg_pool_backward_kernel", dict(dy="*fp32", dx="*fp32"),
-                 dict(ADAPTIVE=True, COUNT_PAD=False, DIVISOR=0, ACC="tl.float32", INT64=False, **_POOL_BLOCKS), _2D + ["TD"],
-                 id="avg_pool_backward-adaptive"),
-]
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU every kernel is compiled by the tests above")
-@pytest.mark.parametrize("module, kernel, pointers, constexprs, ones", GPU_COMPILE_CASES)
-def test_kernels_compile_for_h100(module, kernel, pointers, constexprs, ones):
-    spec = json.dumps(dict(module=module, kernel=kernel, pointers=pointers, constexprs=constexprs, ones=ones))
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    result = subprocess.run([sys.executable, "-c", _COMPILE_FOR_H100, spec], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-4000:]
 
 
 def test_needs_int64_counts_a_tiles_overshoot():
