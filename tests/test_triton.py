@@ -87,6 +87,22 @@ def _geometry(stride, padding, dilation, groups):
     return ConvGeometry(stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
+@pytest.mark.parametrize("op", ["conv1d", "conv2d", "conv3d"])
+def test_nchw_convolutions_reach_the_kernels_channels_last(monkeypatch, op):
+    """Every convolution kernel gets channels-last operands, however the caller stores them (the
+    reduction over channels must be contiguous), and the caller still gets its own layout back."""
+    nd = int(op[-2])
+    x, w = _leaf((2, 5, *(6,) * nd), torch.float32), _leaf((4, 5, *(3,) * nd), torch.float32)
+    calls = {name: record_calls(monkeypatch, conv_kernels, name) for name in ("conv_forward", "conv_input_grad", "conv_weight_grad")}
+    y = getattr(F, op)(x, w, padding=1)
+    y.backward(torch.randn_like(y))
+    assert y.is_contiguous() and x.grad.is_contiguous() and w.grad.is_contiguous()
+    for name, records in calls.items():
+        (args, _, _), = records
+        operands = [a for a in args[:2] if isinstance(a, torch.Tensor)]
+        assert all(t.stride(1) == 1 for t in operands), (name, [t.stride() for t in operands])
+
+
 def test_conv_forward_kernel_fused_relu():
     x, w, b = torch.randn(2, 4, 6, 5, device=DEVICE), torch.randn(6, 2, 3, 3, device=DEVICE), torch.randn(6, device=DEVICE)
     output = conv_kernels.conv_forward(x, w, b, _geometry((1, 2), ((2, 1), (1, 1)), (1, 1), 2), activation="relu")

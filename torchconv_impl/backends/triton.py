@@ -55,23 +55,39 @@ def _check_tensors(op: str, *tensors) -> None:
         check(t.dtype in DOT_DTYPES, lambda: f"triton backend ({op}): expected a dtype in {DOT_DTYPES}, got {t.dtype}")
 
 
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` (N, C, *S) stored channels-last, (N, *S, C) in memory: itself if it already is.
+
+    The convolution kernels reduce over channels: channels-last operands give them contiguous,
+    vectorised loads of the reduction dimension. From NCHW the same kernels load one element
+    at a time, and compiled for sm_90 their main loops run 2–4× the instructions per MMA and
+    spill (docs/results.md); one copy of each operand costs a single pass over it.
+    """
+    order = (0, *range(2, tensor.dim()), 1)
+    stored = tensor.permute(order)
+    if not stored.is_contiguous():
+        stored = stored.contiguous()
+    return stored.permute(*(order.index(d) for d in range(tensor.dim())))
+
+
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
-    """y = x ⋆ W + b, optionally with ReLU fused in the epilogue (``activation="relu"``)."""
+    """y = x ⋆ W + b, optionally with ReLU fused in the epilogue (``activation="relu"``);
+    computed channels-last (the operator returns y in the layout the caller's Function asks)."""
     check(activation in (None, "relu"), lambda: f"conv_forward: expected activation to be None or 'relu', got {activation!r}")
     _check_tensors("conv_forward", input, weight, bias)
-    return conv_kernels.conv_forward(input, weight, bias, geometry, activation)
+    return conv_kernels.conv_forward(_channels_last(input), _channels_last(weight), bias, geometry, activation)
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
-    """dX = δ ⋆ᵀ W (+ b): the transposed convolution, stride-phase by stride-phase."""
+    """dX = δ ⋆ᵀ W (+ b): the transposed convolution, stride-phase by stride-phase; channels-last."""
     _check_tensors("conv_input_grad", grad_output, weight, bias)
-    return conv_kernels.conv_input_grad(grad_output, weight, tuple(input_size), bias, geometry)
+    return conv_kernels.conv_input_grad(_channels_last(grad_output), _channels_last(weight), tuple(input_size), bias, geometry)
 
 
 def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
-    """dW = x ⋆ δ: implicit GEMM reducing over N·P, split-K."""
+    """dW = x ⋆ δ: implicit GEMM reducing over N·P, split-K; channels-last operands."""
     _check_tensors("conv_weight_grad", input, grad_output)
-    return conv_kernels.conv_weight_grad(input, grad_output, tuple(kernel_size), geometry)
+    return conv_kernels.conv_weight_grad(_channels_last(input), _channels_last(grad_output), tuple(kernel_size), geometry)
 
 
 def max_pool_forward(input, geometry: PoolGeometry):
