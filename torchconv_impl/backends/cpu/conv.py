@@ -18,6 +18,17 @@ L = Σ_d (P_d − 1)·T_d + 1: each im2col row is then one contiguous slice of a
 several times faster than runs of P_last elements, and col2im adds contiguous runs. The
 columns between windows (a window straddling a row's end) are computed and ignored in the
 forward and carry δ = 0 backward.
+
+Row form (``_row_form``): the backward passes of a 2-d convolution over short rows — LeNet's,
+32 and 14 wide under 5×5 kernels — run instead as products with whole input rows. The row
+matrix A holds, per sample n and output row p, the kh input rows p … p + kh − 1 of every
+channel, A[(n, p), (c, i, t)] = x_pad[n, c, p + i, t], kh times the input (im2col: kh·kw
+times); the kernel becomes the banded (Toeplitz) matrix B[(c, i, t), (o, q)] = W[o, c, i, t − q]
+for 0 ≤ t − q < kw, zero elsewhere (``_band``). Then dW = the band of Aᵀ·δ, and ∂L/∂A = δ·Bᵀ,
+added back onto the input one kernel row at a time. These products do Wp/kw times the
+multiply-adds of im2col's, but over a reduction of C·kh·Wp rather than C·kh·kw and with a
+fifth of the copying, which pays for few channels and short rows. (The forward, y = A·B, ran
+no faster than im2col's on LeNet: its product is the larger share of its time.)
 """
 from __future__ import annotations
 
@@ -40,6 +51,12 @@ _SPAN_OVERHEAD = 1.5
 # chunks 5–15 % faster than none, 512 KiB no faster (more, smaller GEMMs), 4 MiB no gain; for
 # col2im (K strided adds per chunk) too, 2 MiB beat 1 MiB by 3 % and 8 MiB by 6 %.
 _CHUNK_BYTES = 2 << 20
+
+# The row form is used for rows of at most this many kernel widths (its products' extra work;
+# measured on LeNet's C1 and C3, 6.4 and 2.8, whose backward passes run 10–15 % faster in it),
+# and while its banded kernel matrix, which every row of its products reads, fits the core's cache.
+_ROW_FORM_WIDTHS = 8
+_ROW_FORM_BAND_BYTES = 1 << 20
 
 
 def _batch_chunks(n: int, per_sample_bytes: int):
@@ -120,6 +137,70 @@ def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
     return pad(x, geometry.padding).contiguous()
 
 
+def _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, like: torch.Tensor, geometry: ConvGeometry) -> bool:
+    """Whether the row form computes this convolution's backward passes (see the module's notes):
+    2-d, one group, channels in and out, unit stride and dilation, float32 or float64, more than
+    one output column (with one the row form is im2col), rows of at most ``_ROW_FORM_WIDTHS``
+    kernel widths and a banded matrix of at most ``_ROW_FORM_BAND_BYTES``."""
+    if (
+        len(padded_size) != 2 or geometry.groups != 1 or like.dtype not in (torch.float32, torch.float64)
+        or in_channels == 0 or out_channels == 0
+    ):
+        return False
+    (kh, kw), (hp, wp), (p, q) = kernel_size, padded_size, output_size
+    band_bytes = in_channels * kh * wp * out_channels * q * like.element_size()
+    return (
+        geometry.stride == (1, 1) and geometry.dilation == (1, 1) and (hp, wp) == (p + kh - 1, q + kw - 1)
+        and q > 1 and wp <= _ROW_FORM_WIDTHS * kw and band_bytes <= _ROW_FORM_BAND_BYTES
+    )
+
+
+def _band(matrix: torch.Tensor, in_channels: int, kernel_size, out_channels: int) -> torch.Tensor:
+    """The band of a (C·kh·Wp, O·Q) matrix as a (C, kh, kw, O, Q) view: [c, i, j, o, q] is
+    entry ((c, i, q + j), (o, q)), where B holds W[o, c, i, j]."""
+    (kh, kw), columns = kernel_size, matrix.shape[1]
+    q = columns // out_channels
+    row_length = q + kw - 1
+    return matrix.as_strided(
+        (in_channels, kh, kw, out_channels, q), (kh * row_length * columns, row_length * columns, columns, q, columns + 1),
+        matrix.storage_offset(),
+    )
+
+
+def _banded_kernel(weight: torch.Tensor, q: int) -> torch.Tensor:
+    """B (C·kh·Wp, O·Q): W[o, c, i, t − q] at ((c, i, t), (o, q)) for 0 ≤ t − q < kw, zero
+    elsewhere. Only the band is written, so a buffer kept zero outside it is reused."""
+    out_channels, in_channels, kh, kw = weight.shape
+    shape = (in_channels * kh * (q + kw - 1), out_channels * q)
+    band = scratch.zeros("band", shape, weight, (in_channels, kh, kw))
+    per_offset = weight.permute(1, 2, 3, 0).unsqueeze(-1).expand(in_channels, kh, kw, out_channels, q)
+    _band(band, in_channels, (kh, kw), out_channels).copy_(per_offset)
+    return band
+
+
+def _row_matrix(x_pad: torch.Tensor, kh: int, output_rows: int) -> torch.Tensor:
+    """A (N·P, C·kh·Wp): A[(n, p), (c, i, t)] = x_pad[n, c, p + i, t], copied from x_pad
+    (contiguous) into the scratch buffer; valid until the next call in the same thread."""
+    n, c, hp, wp = x_pad.shape
+    view = x_pad.as_strided((n, output_rows, c, kh, wp), (c * hp * wp, wp, hp * wp, wp, 1), x_pad.storage_offset())
+    rows = scratch.get("cols", view.shape, like=x_pad)
+    rows.copy_(view)
+    return rows.view(n * output_rows, c * kh * wp)
+
+
+def _delta_matrix(grad_output: torch.Tensor) -> torch.Tensor:
+    """δ (N, O, P, Q) as the row form's (N·P, O·Q) matrix, in the scratch buffer."""
+    n, o, p, q = grad_output.shape
+    rows = scratch.get("rows", (n, p, o, q), like=grad_output)
+    rows.copy_(grad_output.permute(0, 2, 1, 3))
+    return rows.view(n * p, o * q)
+
+
+def _row_bytes(in_channels: int, kh: int, padded_size, output_rows: int, like: torch.Tensor) -> int:
+    """The row matrix's bytes per sample: P rows of C·kh·Wp elements of ``like``'s dtype."""
+    return output_rows * in_channels * kh * padded_size[1] * like.element_size()
+
+
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
 
@@ -163,13 +244,28 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     This is the same sum as the notes' gather form — zero-insert δ by the stride, pad by
     d·(k−1) − pad, correlate with W rotated 180° with in/out channels swapped
     (``torchconv_impl.explain.input_grad_by_rotation``, tested equal) — but it never reads
-    the inserted zeros. Plane-span columns need a finite W (gap columns hold Wᵀ·0).
+    the inserted zeros. Plane-span columns need a finite W (gap columns hold Wᵀ·0). The row
+    form computes ∂L/∂A = δ·Bᵀ instead and adds it back one kernel row at a time; it needs a
+    finite δ (B's zeros meet every element of δ).
     ``bias`` (for ConvTranspose) is added at the end.
     """
     n, out_channels = grad_output.shape[:2]
     groups, kernel_size = geometry.groups, weight.shape[2:]
     in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
+    if _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, grad_output, geometry) and all_finite(grad_output):
+        grad = _conv_input_grad_by_rows(grad_output, weight, padded_size)
+    else:
+        grad = _conv_input_grad_by_columns(grad_output, weight, padded_size, geometry)
+    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
+    return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
+
+
+def _conv_input_grad_by_columns(grad_output, weight, padded_size, geometry: ConvGeometry):
+    """dX_pad by ∂L/∂cols = Wᵀ·δ and col2im (``conv_input_grad``'s steps 1 and 2)."""
+    n, out_channels = grad_output.shape[:2]
+    groups, kernel_size = geometry.groups, weight.shape[2:]
+    in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
     columns = _choose_columns(padded_size, output_size, geometry, gap_operand=weight)
     w_t = weight.reshape(groups, out_channels // groups, -1).transpose(1, 2)
     grad = grad_output.new_zeros(n, in_channels, *padded_size)
@@ -191,8 +287,25 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
         else:
             for start, offset_grad in zip(offset_starts(tuple(kernel_size), tuple(steps)), cols_grad.unbind(1)):
                 grad_part.as_strided(*offset_view, grad_part.storage_offset() + start).add_(offset_grad)
-    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
-    return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
+    return grad
+
+
+def _conv_input_grad_by_rows(grad_output, weight, padded_size):
+    """dX_pad by the row form: ∂L/∂A = δ·Bᵀ, whose (n, p, c, i, ·) row goes back onto input row
+    p + i of channel c — one add per kernel row i."""
+    n, out_channels, p, q = grad_output.shape
+    in_channels, kh = weight.shape[1:3]
+    band = _banded_kernel(weight, q)
+    grad = grad_output.new_zeros(n, in_channels, *padded_size)
+    for chunk in _batch_chunks(n, _row_bytes(in_channels, kh, padded_size, p, grad)):
+        delta = _delta_matrix(grad_output[chunk])
+        rows_grad = scratch.get("cols", (delta.shape[0], band.shape[0]), like=delta)
+        torch.mm(delta, band.t(), out=rows_grad)
+        grad_part = grad[chunk]
+        rows_grad = rows_grad.view(grad_part.shape[0], p, in_channels, kh, padded_size[1])
+        for i in range(kh):
+            grad_part[:, :, i:i + p].add_(rows_grad[:, :, :, i].transpose(1, 2))
+    return grad
 
 
 def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
@@ -200,14 +313,45 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
 
     As a matrix product per group: dW_g = δ_g · cols_gᵀ (the seeds' ∂L/∂W = ∂L/∂Y·Xᵀ), the sum
     over the batch and positions being the GEMM's reduction dimension. Plane-span columns
-    need a finite x (gap columns hold 0·x).
+    need a finite x (gap columns hold 0·x). In the row form dW is the band of Aᵀ·δ; the
+    entries off the band, which B's zeros would meet, are computed and dropped.
+
+    The product is taken in the orientation CPU BLAS runs faster (``_transposed_weight_grad``):
+    dW_gᵀ = cols_g · δ_gᵀ when the O/G output channels fill a vector register.
     """
     groups = geometry.groups
     x_pad = _padded(input, geometry)
+    if _row_form(x_pad.shape[1], grad_output.shape[1], kernel_size, x_pad.shape[2:], grad_output.shape[2:], input, geometry):
+        return _conv_weight_grad_by_rows(x_pad, grad_output, kernel_size)
     columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gap_operand=input)
-    grad = None  # (G, O/G, C/G·K), summed over the batch's chunks
+    out_per_group, in_per_group = grad_output.shape[1] // groups, input.shape[1] // groups
+    transposed = _transposed_weight_grad(out_per_group, in_per_group * prod(kernel_size), input)
+    grad = None  # (G, O/G, C/G·K), or its transpose, summed over the batch's chunks
     for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
-        cols_t = _columns(x_pad[chunk], kernel_size, geometry, columns).transpose(1, 2)
+        cols = _columns(x_pad[chunk], kernel_size, geometry, columns)
         delta = _delta_rows(grad_output[chunk], columns, groups)
-        grad = torch.bmm(delta, cols_t) if grad is None else grad.baddbmm_(delta, cols_t)
-    return grad.view(grad_output.shape[1], input.shape[1] // groups, *kernel_size)
+        left, right = (cols, delta.transpose(1, 2)) if transposed else (delta, cols.transpose(1, 2))
+        grad = torch.bmm(left, right) if grad is None else grad.baddbmm_(left, right)
+    if transposed:
+        grad = grad.transpose(1, 2)
+    return grad.reshape(grad_output.shape[1], in_per_group, *kernel_size)
+
+
+def _transposed_weight_grad(out_per_group: int, rows_per_group: int, like: torch.Tensor) -> bool:
+    """Whether to compute dWᵀ = cols·δᵀ, (C/G·K, O/G), rather than dW = δ·colsᵀ. Both have a long
+    reduction (N·L); MKL's single-thread GEMM runs the first up to 3× faster when O/G fills at
+    least one 64-byte vector register and is at most C/G·K — LeNet's C3, 16 × 150: 0.39 ms
+    against 0.84 ms at batch 64 — and the second faster when O/G is smaller (C1's 6 × 25: 0.55
+    against 0.64 ms) or the larger of the two. Measured over O/G of 6 to 120, C/G·K of 25 to 576."""
+    return out_per_group * like.element_size() >= 64 and out_per_group <= rows_per_group
+
+
+def _conv_weight_grad_by_rows(x_pad, grad_output, kernel_size):
+    """dW[o, c, i, j] = Σ_q (Aᵀ·δ)[(c, i, q + j), (o, q)]: the row form's product, summed along its band."""
+    n, out_channels, p, q = grad_output.shape
+    in_channels, kh = x_pad.shape[1], kernel_size[0]
+    grad = None  # Aᵀ·δ (C·kh·Wp, O·Q), summed over the batch's chunks
+    for chunk in _batch_chunks(n, _row_bytes(in_channels, kh, x_pad.shape[2:], p, x_pad)):
+        a_t, delta = _row_matrix(x_pad[chunk], kh, p).t(), _delta_matrix(grad_output[chunk])
+        grad = torch.mm(a_t, delta) if grad is None else grad.addmm_(a_t, delta)
+    return _band(grad, in_channels, kernel_size, out_channels).sum(-1).permute(3, 0, 1, 2)
