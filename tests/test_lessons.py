@@ -3,7 +3,6 @@ its figure is written, its printed lines fit 80 columns, and a wrong gradient in
 Functions it checks makes it fail loudly."""
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -26,9 +25,7 @@ def test_list_names_every_lesson():
 @pytest.mark.parametrize("name", LESSONS)
 def test_lesson_runs_checks_and_draws(name, tmp_path):
     printed = []
-    start = time.perf_counter()
     figure = main([name, "--out", str(tmp_path)], printed.append)
-    assert time.perf_counter() - start < 5
     assert figure == tmp_path / f"{name}.png" and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert printed[-1] == f"Figure: {figure}" and printed[-2] == "All agree."
     assert printed[-3].startswith("Checked against torch autograd of the torch.nn twin")
