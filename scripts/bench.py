@@ -219,8 +219,9 @@ def run_compile_table(device, dtype, repeats):
               f"self-vs-self spread {median['ours eager again'] / median['ours eager']:.2f}")
 
 
-def network_cases(device, dtype):
-    """{case: {"ours": callable, "torch": callable}}: one training step or inference each."""
+def network_cases(device, dtype, only=""):
+    """{case: {"ours": callable, "torch": callable}}: one training step or inference each, for the
+    cases whose name contains ``only`` (any case)."""
     import torchvision
 
     from torchconv_impl.models import LeNet5
@@ -239,14 +240,23 @@ def network_cases(device, dtype):
                 model(x)
         return forward
 
+    def wanted(*names):
+        return any(only.casefold() in name.casefold() for name in names)
+
     cases = {}
     for name in ("resnet18", "vgg11", "mobilenet_v2"):
+        training, inferring = f"{name} training step b8 112²", f"{name} inference b8 112²"
+        if not wanted(training, inferring):
+            continue
         torch.manual_seed(0)
         theirs = getattr(torchvision.models, name)(num_classes=10).to(device, dtype)
         models = {"ours": torchconv_impl.convert(copy.deepcopy(theirs)), "torch": theirs}
         x, t = torch.randn(8, 3, 112, 112, device=device, dtype=dtype), torch.randint(10, (8,), device=device)
-        cases[f"{name} training step b8 112²"] = {impl: training_step(m, x, t, torch_F) for impl, m in models.items()}
-        cases[f"{name} inference b8 112²"] = {impl: inference(m, x) for impl, m in models.items()}
+        for case, runner in ((training, lambda m: training_step(m, x, t, torch_F)), (inferring, lambda m: inference(m, x))):
+            if wanted(case):
+                cases[case] = {impl: runner(m) for impl, m in models.items()}
+    if not wanted("LeNet-5 training step b64"):
+        return cases
     torch.manual_seed(0)
     lenets = {impl: LeNet5(activation="relu", pooling="max", impl=impl).to(device, dtype) for impl in ("ours", "torch")}
     lenets["torch"].load_state_dict(lenets["ours"].state_dict())
@@ -257,17 +267,19 @@ def network_cases(device, dtype):
     return cases
 
 
-def run_network_table(device, dtype, repeats):
+def run_network_table(device, dtype, repeats, only=""):
     print(f"\n{'network':34s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>10s} {'self-vs-self':>12s}")
     network_ratios = []
-    for name, runners in network_cases(device, dtype).items():
+    for name, runners in network_cases(device, dtype, only).items():
         median = medians_in_turns({"ours": runners["ours"], "torch": runners["torch"], "ours again": runners["ours"]}, repeats)
         ratio = median["ours"] / median["torch"]
         spread = max(median["ours"], median["ours again"]) / min(median["ours"], median["ours again"])
         if not name.startswith("LeNet"):
             network_ratios.append(ratio)
         print(f"{name:34s} {median['ours']:10.2f} {median['torch']:10.2f} {ratio:10.2f} {spread:12.2f}")
-    print(f"geometric mean ours/torch of the six network figures: {math.exp(statistics.fmean(map(math.log, network_ratios))):.2f}")
+    if network_ratios:
+        geometric_mean = math.exp(statistics.fmean(map(math.log, network_ratios)))
+        print(f"geometric mean ours/torch of the {len(network_ratios)} network figures: {geometric_mean:.2f}")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -301,7 +313,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads, 0 = torch's default (docs/results.md's figures use 1: the machine is shared)")
     parser.add_argument("--repeats", type=int, default=7, help="CPU repeats per measurement (median)")
-    parser.add_argument("--only", default="", help="run only cases whose name contains this text (any case; default: all)")
+    parser.add_argument("--only", default="",
+                        help="run only layer and network cases whose name contains this text (any case; default: all)")
     parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png (default: none written)")
     parser.add_argument("--compile", action="store_true", help="also time whole models eager vs torch.compile")
     parser.add_argument("--networks", action="store_true", help="also time converted resnet18/vgg11/mobilenet_v2 and LeNet-5 against torch.nn")
@@ -338,7 +351,7 @@ def main(argv=None):
             run_compile_table(device, dtype, max(args.repeats, 7))
     if args.networks:
         with torchconv_impl.use_backend(args.backend):
-            run_network_table(device, dtype, max(args.repeats, 7))
+            run_network_table(device, dtype, max(args.repeats, 7), args.only)
 
 
 def run_layer_table(cases, args, device, dtype, time_ms, meta):

@@ -98,6 +98,13 @@ def test_bench_only_matches_any_case(tmp_path):
     assert (tmp_path / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_bench_only_filters_the_network_table():
+    done = run("bench.py", "--networks", "--no-layers", "--only", "lenet-5")
+    assert done.returncode == 0, done.stderr[-3000:]
+    timed = [line.split("  ")[0] for line in done.stdout.splitlines() if "step" in line or "inference" in line]
+    assert timed == ["LeNet-5 training step b64"], done.stdout
+
+
 @pytest.mark.skipif(not training.data.has_mnist(DATA_ROOT / "MNIST" / "raw"), reason=f"real MNIST not found under {DATA_ROOT}/MNIST/raw")
 def test_torchrun_two_processes_match_one(tmp_path):
     """``torchrun --nproc_per_node 2 scripts/train_lenet.py``: each process trains on half of
