@@ -166,7 +166,7 @@ def _max_pool_samples(kind, make) -> Sample:
         return Sample(kind, (leaf(x), k, s, p, d, ceil_mode, memory_format, REF), lambda: theirs(x), exact=True)
     y, indices = theirs(x)
     delta = torch.randn_like(y)
-    args = (leaf(delta), indices, list(x.shape[2:]), memory_format, REF)
+    args = (leaf(delta), indices, list(x.shape[2:]), k, s, p, d, ceil_mode, False, memory_format, REF)
     return Sample(kind, args, lambda: vjp(lambda t: theirs(t)[0], x, delta))
 
 
@@ -181,9 +181,14 @@ ADAPTIVE = {  # (input, output_size, memory_format)
 def _adaptive_samples(kind, make) -> Sample:
     x, size, memory_format = make()
     nd = x.dim() - 2
-    if kind == "adaptive_max_pool_forward":
-        theirs = torch_fn("adaptive_max_pool", nd)
-        return Sample(kind, (leaf(x), size, memory_format, REF), lambda: theirs(x, size, return_indices=True), exact=True)
+    if kind in ("adaptive_max_pool_forward", "max_pool_backward"):
+        theirs = lambda t: torch_fn("adaptive_max_pool", nd)(t, size, return_indices=True)  # noqa: E731
+        if kind == "adaptive_max_pool_forward":
+            return Sample(kind, (leaf(x), size, memory_format, REF), lambda: theirs(x), exact=True)
+        y, indices = theirs(x)
+        delta = torch.randn_like(y)
+        args = (leaf(delta), indices, list(x.shape[2:]), [], [], [], [], False, True, memory_format, REF)
+        return Sample(kind, args, lambda: vjp(lambda t: theirs(t)[0], x, delta))
     theirs = lambda t: torch_fn("adaptive_avg_pool", nd)(t, size)  # noqa: E731
     if kind == "adaptive_avg_pool_forward":
         return Sample(kind, (leaf(x), size, memory_format, REF), lambda: theirs(x))
@@ -203,6 +208,9 @@ def _unpool_samples(kind, make) -> Sample:
     nd = x.dim() - 2
     pooled, indices = torch_fn("max_pool", nd)(x, 2, return_indices=True)
     theirs = lambda t: torch_fn("max_unpool", nd)(t, indices, 2, output_size=x.shape[2:])  # noqa: E731
+    if kind == "max_pool_backward":  # indices of no known windows (max unpooling's adjoint): a scatter-add
+        args = (leaf(pooled), indices, list(x.shape[2:]), [], [], [], [], False, False, memory_format, REF)
+        return Sample(kind, args, lambda: theirs(pooled), exact=True)
     if kind == "max_unpool_forward":
         return Sample(kind, (leaf(pooled), indices, list(x.shape[2:]), memory_format, REF), lambda: theirs(pooled), exact=True)
     delta = torch.randn_like(x)
@@ -253,7 +261,9 @@ def _sample_builders():
         (("conv_forward", "conv_input_grad", "conv_weight_grad"), CONVS, _conv_samples),
         (("max_pool_forward", "max_pool_backward"), MAX_POOLS, _max_pool_samples),
         (("adaptive_max_pool_forward", "adaptive_avg_pool_forward", "adaptive_avg_pool_backward"), ADAPTIVE, _adaptive_samples),
+        (("max_pool_backward",), {f"adaptive_{name}": make for name, make in ADAPTIVE.items()}, _adaptive_samples),
         (("max_unpool_forward", "max_unpool_backward"), UNPOOLS, _unpool_samples),
+        (("max_pool_backward",), {f"unpool_{name}": make for name, make in UNPOOLS.items()}, _unpool_samples),
         (("avg_pool_forward", "avg_pool_backward"), AVG_POOLS, _avg_pool_samples),
         (("relu_input_grad",), RELUS, _relu_samples),
     ]
@@ -415,7 +425,7 @@ def network(x, w, b):
     t = F.conv_transpose2d(y, w, stride=2)
     dw = ops.conv_weight_grad(x, y, (3, 3), ConvGeometry((1, 1), ((1, 1), (1, 1)), (1, 1), 1), "triton")
     m, indices = F.max_pool2d(y, 2, return_indices=True)
-    dm = ops.max_pool_backward(m, indices, [8, 8], CF, "triton")
+    dm = ops.max_pool_backward(m, indices, [8, 8], ops.pool_geometry((2, 2), (2, 2), (0, 0), ceil_mode=False), CF, "triton")
     am, _ = F.adaptive_max_pool2d(y, 3, return_indices=True)
     a = F.avg_pool2d(y, 3, 2, 1)
     da = ops.avg_pool_backward(a, [8, 8], ops.pool_geometry((3, 3), (2, 2), (1, 1), ceil_mode=False), True, None, CF, "triton")

@@ -286,6 +286,10 @@ def test_pool_kernels_direct():
     grad_output = torch.randn_like(expected)
     leaf = x.clone().requires_grad_()
     expected_grad, = torch.autograd.grad(TF.max_pool2d(leaf, 3, (1, 2), 1), leaf, grad_output)
+    assert_close(pool_kernels.max_pool_backward(grad_output, indices, (6, 5), (3, 3), (1, 2), (1, 1), (1, 1)), expected_grad)
+    output, indices = pool_kernels.window_max(x, (4, 2))  # adaptive windows
+    grad_output = torch.randn_like(output)
+    expected_grad, = torch.autograd.grad(TF.adaptive_max_pool2d(leaf, (4, 2)), leaf, grad_output)
     assert_close(pool_kernels.max_pool_backward(grad_output, indices, (6, 5)), expected_grad)
 
     average = pool_kernels.window_average(x, (4, 2))  # adaptive windows
@@ -316,19 +320,43 @@ def test_autotune_limit_keeps_the_first_configs():
     assert counts == ["3", "2", "1"]
 
 
-def test_max_pool_backward_refuses_under_deterministic_algorithms():
-    """The backward's atomic adds have no fixed order: with torch.use_deterministic_algorithms
-    it raises (warn_only: warns), as torch does for its own nondeterministic operations."""
-    x = torch.randn(1, 2, 6, 6, device=DEVICE, requires_grad=True)
-    y = F.max_pool2d(x, 3, stride=1)
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_size=3, stride=1, padding=1),  # every input in up to 9 windows
+    dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(2, 3), ceil_mode=True),  # dilated spans
+])  # fmt: skip
+def test_max_pool_backward_gathers_deterministically(kwargs):
+    """Overlapping windows sharing an argmax: the backward gathers each input's δ in a fixed
+    order (no atomics), so it runs under torch.use_deterministic_algorithms, gives torch's
+    gradient and the same bits on every run. Ties (a constant region) route many windows to
+    one input."""
+    x = torch.randn(2, 3, 9, 8, device=DEVICE)
+    x[:, :, 2:6, 2:6] = 5.0
     previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True)
     try:
-        torch.use_deterministic_algorithms(True)
-        with pytest.raises(RuntimeError, match="does not have a deterministic implementation"):
-            y.sum().backward(retain_graph=True)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        with pytest.warns(UserWarning, match="does not have a deterministic implementation"):
-            y.sum().backward()
+        leaf = x.clone().requires_grad_()
+        y = F.max_pool2d(leaf, **kwargs)
+        grad_output = torch.randn_like(y)
+        grads = [torch.autograd.grad(y, leaf, grad_output, retain_graph=True)[0] for _ in range(3)]
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-    torch.testing.assert_close(x.grad, torch.autograd.grad(TF.max_pool2d(x, 3, stride=1).sum(), x)[0])
+    assert all(torch.equal(grad, grads[0]) for grad in grads)
+    twin = x.clone().requires_grad_()
+    expected, = torch.autograd.grad(TF.max_pool2d(twin, **kwargs), twin, grad_output)
+    assert_close(grads[0], expected)
+
+
+def test_max_unpool_adjoint_is_the_cpu_engines_scatter(monkeypatch):
+    """Max unpooling's double backward scatters δ at indices of no known windows: the Triton
+    backend hands that to the CPU engine (recorded), with torch's result."""
+    served = record_calls(monkeypatch, triton_backend.cpu_pool, "max_pool_backward")
+    x = torch.randn(1, 2, 4, 4, device=DEVICE)
+    pooled, indices = TF.max_pool2d(x, 2, return_indices=True)
+    pooled.requires_grad_()
+    unpooled = F.max_unpool2d(pooled, indices, 2)
+    grad_output = torch.randn_like(unpooled, requires_grad=True)
+    (grad,) = torch.autograd.grad(unpooled, pooled, grad_output, create_graph=True)
+    (second,) = torch.autograd.grad(grad, grad_output, torch.ones_like(grad))
+    expected = TF.max_unpool2d(torch.ones_like(pooled), indices, 2)
+    assert_close(second, expected)
+    assert len(served) == 1

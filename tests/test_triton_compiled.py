@@ -6,7 +6,7 @@ all in one process without TRITON_INTERPRET. A case fails on a compile error (th
 of compiled code: ints equal to 1 specialised as constexprs, one return type per function), a
 spill in a 16-bit variant, a 16-bit convolution whose main loop has no wgmma, and a main loop
 grown past its ceiling in SASS instructions per MMA instruction. Every kernel family is here,
-float64 and the atomics of max_pool_backward included.
+float64 and the gather of max_pool_backward included.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ CASES = [
     case("conv_forward_kernel", R50_3X3, "bfloat16", False, sass_per_mma=255.5),  # NCHW: 16-bit scalar loads
     case("conv_forward_kernel", R50_3X3, "float32", True, sass_per_mma=62.8),  # TF32, torch's default for convolutions
     # Typing: int64 offsets, bias and ReLU epilogue, float64 (DMMA), adaptive windows,
-    # divisor_override, max_pool_backward's atomics.
+    # divisor_override, max_pool_backward's gather.
     case("conv_forward_kernel", R50_3X3_INT64, "float16", True, sass_per_mma=115.0),
     case("conv_input_grad_kernel", R50_3X3, "float64", False, config=4, sass_per_mma=5.8),
     case("conv_weight_grad_kernel", R50_3X3_INT64, "float32", True, sass_per_mma=134.5),

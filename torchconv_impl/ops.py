@@ -86,14 +86,14 @@ class _Operator:
     autograd formula and batching rule.
     """
 
-    def __init__(self, overload, real, laid_out):
-        self.overload, self.real, self._laid_out = overload, real, laid_out
+    def __init__(self, overload, real, laid_out, triton_when=None):
+        self.overload, self.real, self._laid_out, self._triton_when = overload, real, laid_out, triton_when
         self.name = overload._schema.name.split("::", 1)[1]
         self.triton = None  # the Triton twin's overload, once defined
         self._rules = []  # (torch.library register function, its arguments): the twin's too
 
     def __call__(self, *args):
-        if self.triton is not None and _for_triton_kernels(args):
+        if self.triton is not None and _for_triton_kernels(args) and (self._triton_when is None or self._triton_when(*args)):
             return self.triton(*args[:-2], _MEMORY_FORMAT_NAMES[args[-2]], args[-1])
         if _plain_eager(args):
             return self.real(*args)
@@ -185,9 +185,11 @@ _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 _OPERATORS: list[_Operator] = []
 
 
-def _define(schema: str):
+def _define(schema: str, triton_when=None):
     """Defines ``torchconv::<schema>``; the decorated function is the real implementation
-    (its results laid out in the ``memory_format`` argument's strides). Returns the operator."""
+    (its results laid out in the ``memory_format`` argument's strides). Returns the operator.
+    ``triton_when(*args)``: whether the Triton twin serves a call (default: every call its
+    kernels take)."""
 
     def decorate(real):
         name = schema.split("(", 1)[0]
@@ -208,7 +210,7 @@ def _define(schema: str):
 
         # A backend's real code is never traced, even when eager code calls it from a compiled region.
         _LIBRARY.impl(name, torch.compiler.disable(laid_out_real), "CompositeExplicitAutograd")
-        operator = _Operator(getattr(torch.ops.torchconv, name).default, laid_out_real, laid_out)
+        operator = _Operator(getattr(torch.ops.torchconv, name).default, laid_out_real, laid_out, triton_when)
         _OPERATORS.append(operator)
         return operator
 
@@ -338,15 +340,46 @@ def _(input, output_size, memory_format, backend):
     return _empty(shape, input, memory_format), _empty(shape, input, memory_format, torch.int64)
 
 
-@_define("max_pool_backward(Tensor grad_output, Tensor indices, SymInt[] input_size, MemoryFormat memory_format, str backend) -> Tensor")
-def max_pool_backward(grad_output, indices, input_size, memory_format, backend):
-    """dX: δ scatter-added at the argmax indices into planes of ``input_size``."""
-    return backends.implementation(backend, "max_pool_backward")(grad_output, indices, tuple(input_size))
+def _windows_known(grad_output, indices, input_size, kernel_size, stride, padding, dilation, ceil_mode, adaptive, *_):
+    """Whether max_pool_backward's indices come from known windows: the Triton kernel gathers
+    from those; any other indices (max unpooling's adjoint) are the CPU engine's scatter."""
+    return adaptive or len(kernel_size) > 0
 
 
-@_fake(max_pool_backward)
-def _(grad_output, indices, input_size, memory_format, backend):
+@_define(f"max_pool_backward(Tensor grad_output, Tensor indices, SymInt[] input_size, {_WINDOW}, int[] dilation, bool ceil_mode, "
+         "bool adaptive, MemoryFormat memory_format, str backend) -> Tensor", triton_when=_windows_known)
+def max_pool_backward_operator(
+    grad_output, indices, input_size, kernel_size, stride, padding, dilation, ceil_mode, adaptive, memory_format, backend
+):
+    windows = unflatten_windows(kernel_size, stride, padding, dilation, ceil_mode, adaptive)
+    return backends.implementation(backend, "max_pool_backward")(grad_output, indices, tuple(input_size), windows)
+
+
+@_fake(max_pool_backward_operator)
+def _(grad_output, indices, input_size, kernel_size, stride, padding, dilation, ceil_mode, adaptive, memory_format, backend):
     return _empty((*grad_output.shape[:2], *input_size), grad_output, memory_format)
+
+
+def flatten_windows(windows: PoolGeometry | str | None):
+    """The windows max pooling's indices came from — a PoolGeometry, "adaptive" (torch's adaptive
+    windows) or None (unknown) — as the operator's kernel_size, stride, padding, dilation,
+    ceil_mode and adaptive arguments (empty lists unless a PoolGeometry)."""
+    if isinstance(windows, PoolGeometry):
+        return list(windows.kernel_size), list(windows.stride), list(windows.padding), list(windows.dilation), windows.ceil_mode, False
+    return [], [], [], [], False, windows == "adaptive"
+
+
+def unflatten_windows(kernel_size, stride, padding, dilation, ceil_mode, adaptive) -> PoolGeometry | str | None:
+    """``flatten_windows``'s inverse."""
+    if adaptive:
+        return "adaptive"
+    return pool_geometry(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode) if kernel_size else None
+
+
+def max_pool_backward(grad_output, indices, input_size, windows, memory_format, backend: str):
+    """dX: δ scatter-added at the argmax indices into planes of ``input_size``; ``windows``: the
+    PoolGeometry the indices came from, "adaptive", or None (see ``flatten_windows``)."""
+    return max_pool_backward_operator(grad_output, indices, list(input_size), *flatten_windows(windows), memory_format, backend)
 
 
 @_define("max_unpool_forward(Tensor input, Tensor indices, SymInt[] output_size, MemoryFormat memory_format, str backend) -> Tensor")
@@ -578,7 +611,7 @@ conv_input_grad_operator.register(torch.library.register_vmap, _conv_input_grad_
 conv_weight_grad_operator.register(torch.library.register_vmap, _conv_weight_grad_rule)
 _fold_into_batch(max_pool_forward_operator, [0])
 _fold_into_batch(adaptive_max_pool_forward, [0])
-_fold_into_batch(max_pool_backward, [0, 1])
+_fold_into_batch(max_pool_backward_operator, [0, 1])
 _fold_into_batch(max_unpool_forward, [0, 1])
 _fold_into_batch(max_unpool_backward, [0, 1])
 _fold_into_batch(avg_pool_forward_operator, [0])

@@ -119,7 +119,7 @@ class PoolProblem:
             pool.window_max(x, output_size, dilation=(1, 1) if window else None, **window)
         elif kernel == "max_pool_backward_kernel":
             indices = _meta(grad_output.shape, torch.int64, channels_last)
-            pool.max_pool_backward(grad_output, indices, input_size)
+            pool.max_pool_backward(grad_output, indices, input_size, dilation=(1, 1) if window else None, **window)
         elif kernel == "avg_pool_forward_kernel":
             pool.window_average(x, output_size, divisor_override=self.divisor_override, **window)
         else:

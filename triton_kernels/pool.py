@@ -12,10 +12,10 @@ max forward   y[n, c, p] = max_j x[n, c, start(p) + j·d] over the in-bounds tap
     the taps in scan (row-major) order keeps the best value and its flat plane index
     (i_d·H + i_h)·W + i_w. Like torch, a tap replaces the best when it is greater or NaN, and
     the first in-bounds tap always does, so padding never wins.
-max backward  dX[n, c, indices[n, c, p]] += δ[n, c, p]: one program per tile of outputs scatters
-    with atomic adds (into a float32 buffer for 16-bit dtypes). Overlapping windows can route
-    several δ to one input: their float sum is then NOT deterministic (order of the atomics);
-    non-overlapping pooling (stride ≥ kernel) has one writer per input and is exact.
+max backward  dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p]: gathered per input
+    position i from the windows that may hold it (as average pooling's backward finds them,
+    with the dilated span (k − 1)·d + 1 for k), each adding δ[p] where its argmax is i. A fixed
+    order of float adds and no atomics: deterministic, as torch.use_deterministic_algorithms asks.
 avg forward   y[n, c, p] = Σ_{i ∈ window(p)} x[n, c, i] / divisor(p), padding read as zeros. The
     divisor is divisor_override, else the window's size clipped to the padded input
     (count_include_pad) or to the input.
@@ -98,31 +98,6 @@ def max_pool_forward_kernel(
              argmax, mask=mask)
 
 
-# Tuning runs the kernel once per config: the atomics' target must be zeroed before each run.
-@triton.autotune(configs=_CONFIGS, key=["M", "C", "stride_dc"], reset_to_zero=["dx"])
-@triton.jit
-def max_pool_backward_kernel(
-    dy, indices, dx,
-    M, C,
-    PD, PH, PW, ID, IH, IW,
-    stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
-    stride_in, stride_ic, stride_id, stride_ih, stride_iw,
-    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
-    INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-):
-    rows = block(tl.program_id(0), BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
-    chans = block(tl.program_id(1), BLOCK_N, INT64)
-    mask = (rows < M)[:, None] & (chans < C)[None, :]
-    n, pd, ph, pw = unflatten(rows, PD, PH, PW)
-    grad = tl.load(dy + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
-                   + chans[None, :] * stride_dc, mask=mask, other=0.0)
-    flat = tl.load(indices + (n * stride_in + pd * stride_id + ph * stride_ih + pw * stride_iw)[:, None]
-                   + chans[None, :] * stride_ic, mask=mask, other=0)
-    _, id_, ih, iw = unflatten(flat, ID, IH, IW)
-    target = dx + n[:, None] * stride_xn + chans[None, :] * stride_xc + id_ * stride_xd + ih * stride_xh + iw * stride_xw
-    tl.atomic_add(target, grad.to(dx.dtype.element_ty), mask=mask)
-
-
 @triton.jit
 def _counted_size(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD, LH, LW,
                   ADAPTIVE: tl.constexpr, COUNT_PAD: tl.constexpr):
@@ -181,6 +156,42 @@ def _last_window(i, t, I, P, S, LO, ADAPTIVE: tl.constexpr):
     if ADAPTIVE:
         return i * P // I + t
     return (i + LO) // S - t
+
+
+@triton.autotune(configs=_CONFIGS, key=["M", "C", "TD", "TH", "TW", "stride_xc"])
+@triton.jit
+def max_pool_backward_kernel(
+    dy, indices, dx,
+    M, C,
+    ID, IH, IW, PD, PH, PW,
+    SD, SH, SW, LD, LH, LW, TD, TH, TW,
+    stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
+    stride_in, stride_ic, stride_id, stride_ih, stride_iw,
+    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    ADAPTIVE: tl.constexpr, ACC: tl.constexpr, INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    # T*: how many windows can hold one input position, per dim. A candidate window adds its δ
+    # when its argmax is this position, which also proves the window holds it.
+    rows = block(tl.program_id(0), BLOCK_M, INT64)  # input positions (n, id, ih, iw)
+    chans = block(tl.program_id(1), BLOCK_N, INT64)
+    row_mask = rows < M
+    chan_mask = chans < C
+    n, id_, ih, iw = unflatten(rows, ID, IH, IW)
+    flat = (id_ * IH + ih) * IW + iw  # the index max pooling stores
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
+    for t in range(trips(TD * TH * TW)):
+        _, td, th, tw = unflatten(t, TD, TH, TW)
+        pd = _last_window(id_, td, ID, PD, SD, LD, ADAPTIVE)
+        ph = _last_window(ih, th, IH, PH, SH, LH, ADAPTIVE)
+        pw = _last_window(iw, tw, IW, PW, SW, LW, ADAPTIVE)
+        candidate = (row_mask & (pd >= 0) & (pd < PD) & (ph >= 0) & (ph < PH) & (pw >= 0) & (pw < PW))[:, None] & chan_mask[None, :]
+        argmax = tl.load(indices + (n * stride_in + pd * stride_id + ph * stride_ih + pw * stride_iw)[:, None]
+                         + chans[None, :] * stride_ic, mask=candidate, other=-1)
+        routed = candidate & (argmax == flat[:, None])
+        acc += tl.load(dy + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
+                       + chans[None, :] * stride_dc, mask=routed, other=0.0).to(ACC)
+    tl.store(dx + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None] + chans[None, :] * stride_xc,
+             acc.to(dx.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
 
 
 @triton.autotune(configs=_CONFIGS, key=["M", "C", "TD", "TH", "TW", "stride_xc"])
@@ -245,20 +256,31 @@ def window_max(input, output_size, kernel_size=None, stride=None, padding=None, 
     return output, indices
 
 
-def max_pool_backward(grad_output, indices, input_size):
-    """dX: each δ added at its window's argmax (atomics; see the module docstring)."""
+def max_pool_backward(grad_output, indices, input_size, kernel_size=None, stride=None, padding=None, dilation=None):
+    """dX: δ gathered at each input position from the windows whose argmax it is — the
+    kernel_size/stride/padding/dilation windows, or with ``kernel_size`` None torch's adaptive ones."""
     batch, channels = grad_output.shape[:2]
-    # 16-bit atomics are slow or missing: sum those in float32.
-    buffer_dtype = torch.promote_types(grad_output.dtype, torch.float32)
-    grad_input = empty_like_layout((batch, channels, *input_size), grad_output, dtype=buffer_dtype).zero_()
-    if grad_output.numel() > 0:
-        rows = batch * math.prod(grad_output.shape[2:])
-        with device_guard(grad_output):
-            traceable(max_pool_backward_kernel, grad_output)[_grid(rows, channels)](
-                grad_output, indices, grad_input, rows, channels, *sizes_3d(grad_output), *sizes_3d(grad_input),
-                *strides_3d(grad_output), *strides_3d(indices), *strides_3d(grad_input), INT64=needs_int64(grad_output, grad_input),
-            )
-    return grad_input.to(grad_output.dtype)
+    output_size = grad_output.shape[2:]
+    grad_input = empty_like_layout((batch, channels, *input_size), grad_output)
+    if grad_input.numel() == 0:
+        return grad_input
+    if grad_output.numel() == 0:
+        return grad_input.zero_()
+    adaptive = kernel_size is None
+    if adaptive:
+        _, stride, padding, _ = _adaptive_geometry(input_size, output_size)
+        holders = [longest_adaptive_window(o, i) for i, o in zip(input_size, output_size)]
+    else:  # windows ⌊(i + lo)/s⌋ back to the first whose dilated span reaches i
+        holders = [triton.cdiv((k - 1) * d + 1, s) for k, s, d in zip(kernel_size, stride, dilation)]
+    rows = batch * math.prod(input_size)
+    with device_guard(grad_output):
+        traceable(max_pool_backward_kernel, grad_output)[_grid(rows, channels)](
+            grad_output, indices, grad_input, rows, channels, *sizes_3d(grad_input), *sizes_3d(grad_output),
+            *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(holders, 1),
+            *strides_3d(grad_output), *strides_3d(indices), *strides_3d(grad_input),
+            ADAPTIVE=adaptive, ACC=accumulator(grad_output.dtype), INT64=needs_int64(grad_output, indices, grad_input),
+        )
+    return grad_input
 
 
 def _adaptive_geometry(input_size, output_size):

@@ -34,7 +34,7 @@ def _route_to_argmax(ctx, grad_output) -> torch.Tensor | None:
     if grad_output is None:  # y itself was not used
         return None
     (indices,) = ctx.saved_tensors
-    return MaxPoolInputGrad.apply(grad_output, indices, ctx.input_size, ctx.memory_format, ctx.backend)
+    return MaxPoolInputGrad.apply(grad_output, indices, ctx.input_size, ctx.windows, ctx.memory_format, ctx.backend)
 
 
 def _linear_tangent(function):
@@ -56,14 +56,14 @@ def _argmax_tangent(memory_format):
     return staticmethod(tangent)
 
 
-def _save_argmax(ctx, input, indices, memory_format, backend) -> None:
-    """What max pooling's backward needs: the argmax indices, the input's size and layout, the backend.
-    The indices are an output without a gradient; autograd is told not to build zero
+def _save_argmax(ctx, input, indices, windows, memory_format, backend) -> None:
+    """What max pooling's backward needs: the argmax indices, the windows they came from, the
+    input's size and layout, the backend. The indices are an output without a gradient; autograd is told not to build zero
     gradients for them (nor for an unused y), which would cost a fill of the indices' size."""
     ctx.save_for_backward(indices)
     ctx.mark_non_differentiable(indices)
     ctx.set_materialize_grads(False)
-    ctx.input_size, ctx.memory_format, ctx.backend = input.shape[2:], memory_format, backend
+    ctx.input_size, ctx.windows, ctx.memory_format, ctx.backend = input.shape[2:], windows, memory_format, backend
 
 
 class MaxPool(Function):
@@ -75,7 +75,7 @@ class MaxPool(Function):
 
     @staticmethod
     def setup_context(ctx, inputs, outputs):
-        _save_argmax(ctx, inputs[0], outputs[1], channels_last_format(inputs[0]), inputs[-1])
+        _save_argmax(ctx, inputs[0], outputs[1], inputs[1], channels_last_format(inputs[0]), inputs[-1])
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
@@ -92,7 +92,7 @@ class AdaptiveMaxPool(Function):
 
     @staticmethod
     def setup_context(ctx, inputs, outputs):
-        _save_argmax(ctx, inputs[0], outputs[1], channels_last_format(inputs[0], include_3d=False), inputs[-1])
+        _save_argmax(ctx, inputs[0], outputs[1], "adaptive", channels_last_format(inputs[0], include_3d=False), inputs[-1])
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
@@ -100,24 +100,25 @@ class AdaptiveMaxPool(Function):
 
 
 class MaxPoolInputGrad(Function):
-    """dX = scatter-add of δ at ``indices`` into zero planes of ``input_size``.
+    """dX = scatter-add of δ at ``indices`` into zero planes of ``input_size``. ``windows``: the
+    PoolGeometry the indices came from, "adaptive", or None (``ops.flatten_windows``).
 
     Linear in δ; its backward, for an incoming G shaped like dX: dδ[p] = G[indices[p]] (gather).
     """
 
     @staticmethod
-    def forward(grad_output, indices, input_size, memory_format, backend):
-        return ops.max_pool_backward(grad_output, indices, input_size, memory_format, backend)
+    def forward(grad_output, indices, input_size, windows, memory_format, backend):
+        return ops.max_pool_backward(grad_output, indices, input_size, windows, memory_format, backend)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, indices, _, ctx.memory_format, ctx.backend = inputs
+        _, indices, _, _, ctx.memory_format, ctx.backend = inputs
         ctx.save_for_backward(indices)
 
     @staticmethod
     def backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
-        return MaxUnpoolInputGrad.apply(grad_grad_input, indices, ctx.memory_format, ctx.backend), None, None, None, None
+        return MaxUnpoolInputGrad.apply(grad_grad_input, indices, ctx.memory_format, ctx.backend), None, None, None, None, None
 
 
 class MaxUnpool(Function):
@@ -156,7 +157,7 @@ class MaxUnpoolInputGrad(Function):
     @staticmethod
     def backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
-        grad = MaxPoolInputGrad.apply(grad_grad_input, indices, ctx.input_size, ctx.memory_format, ctx.backend)
+        grad = MaxPoolInputGrad.apply(grad_grad_input, indices, ctx.input_size, None, ctx.memory_format, ctx.backend)
         return grad, None, None, None
 
 
@@ -248,8 +249,10 @@ ops.differentiate_with(
     lambda input, output_size, memory_format, backend: (input, output_size, backend),
 )
 ops.differentiate_with(
-    ops.max_pool_backward, MaxPoolInputGrad,
-    lambda grad_output, indices, input_size, memory_format, backend: (grad_output, indices, input_size, memory_format, backend),
+    ops.max_pool_backward_operator, MaxPoolInputGrad,
+    lambda grad_output, indices, input_size, kernel_size, stride, padding, dilation, ceil_mode, adaptive, memory_format, backend:
+        (grad_output, indices, input_size, ops.unflatten_windows(kernel_size, stride, padding, dilation, ceil_mode, adaptive),
+         memory_format, backend),
 )
 ops.differentiate_with(
     ops.max_unpool_forward, MaxUnpool,

@@ -9,7 +9,7 @@ those operators, whose real implementation calls the backend's function of the s
     conv_weight_grad(input, grad_output, kernel_size, geometry)         dW = x ⋆ δ
     max_pool_forward(input, geometry) -> (y, indices)                   y[p] = max over window p
     adaptive_max_pool_forward(input, output_size) -> (y, indices)       … over adaptive windows
-    max_pool_backward(grad_output, indices, input_size)                 dX = Σ_p δ[p] at indices[p] (scatter-add)
+    max_pool_backward(grad_output, indices, input_size, windows)        dX = Σ_p δ[p] at indices[p] (scatter-add)
     max_unpool_forward(input, indices, output_size)                     z[indices[p]] = x[p], else 0
     max_unpool_backward(grad_output, indices)                           dX[p] = δ[indices[p]] (gather)
     avg_pool_forward(input, geometry, count_include_pad, divisor_override)            y[p] = Σ_window x_pad / divisor[p]
@@ -26,7 +26,9 @@ Conventions every backend keeps:
 * max pooling's ``indices`` are int64, shaped like its output, and hold torch's index: the
   flat position in the input plane, Σ_d s_d·∏_{e>d} S_e, of the first maximum in window scan
   order (row-major over kernel offsets), or of the last NaN; padding never wins (an all −∞
-  window gives its first in-bounds element);
+  window gives its first in-bounds element). ``max_pool_backward``'s ``windows`` says where
+  they came from — the ``PoolGeometry``, ``"adaptive"``, or None (any indices: max
+  unpooling's adjoint) — for a backend that gathers rather than scatters;
 * max pooling and unpooling also take integer inputs, average pooling int64 (truncating, as
   torch does), convolution integers and complex numbers; integers need no gradient.
 

@@ -8,8 +8,6 @@ that is how the tests run without a GPU). Integer pooling and the operations not
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 try:
@@ -99,18 +97,18 @@ def max_pool_forward(input, geometry: PoolGeometry):
     )
 
 
-def max_pool_backward(grad_output, indices, input_size):
-    """δ scatter-added with atomics: overlapping windows that share an argmax add in no fixed
-    order, so under ``torch.use_deterministic_algorithms`` this refuses (or warns), as torch
-    does for its own operations without a deterministic implementation."""
+def max_pool_backward(grad_output, indices, input_size, windows):
+    """δ gathered from the windows that may hold each input position (deterministic, no
+    atomics). Indices of no known windows (``windows`` None: max unpooling's adjoint) are the
+    CPU engine's scatter-add."""
+    if windows is None:
+        return cpu_pool.max_pool_backward(grad_output, indices, input_size, windows)
     _check_tensors("max_pool_backward", grad_output)
-    if torch.are_deterministic_algorithms_enabled():
-        message = ("torchconv_impl's Triton max_pool_backward (atomic adds) does not have a deterministic implementation, "
-                   "but you set 'torch.use_deterministic_algorithms(True)'")
-        if not torch.is_deterministic_algorithms_warn_only_enabled():
-            raise RuntimeError(message)
-        warnings.warn(message)
-    return pool_kernels.max_pool_backward(grad_output, indices, tuple(input_size))
+    if windows == "adaptive":
+        return pool_kernels.max_pool_backward(grad_output, indices, tuple(input_size))
+    return pool_kernels.max_pool_backward(
+        grad_output, indices, tuple(input_size), windows.kernel_size, windows.stride, windows.padding, windows.dilation
+    )
 
 
 def avg_pool_forward(input, geometry: PoolGeometry, count_include_pad, divisor_override):

@@ -182,8 +182,9 @@ def _planes(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(*t.shape[:2], prod(t.shape[2:]))
 
 
-def max_pool_backward(grad_output, indices, input_size):
-    """dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p] — δ routed to each window's argmax."""
+def max_pool_backward(grad_output, indices, input_size, windows):
+    """dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p] — δ routed to each window's argmax
+    (a scatter-add: ``windows`` is not needed)."""
     n, c = grad_output.shape[:2]
     grad_input = grad_output.new_zeros(n, c, prod(input_size))
     grad_input.scatter_add_(2, _planes(indices), _planes(grad_output))

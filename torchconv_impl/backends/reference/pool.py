@@ -49,8 +49,9 @@ def adaptive_max_pool_forward(input, output_size):
     return output, indices
 
 
-def max_pool_backward(grad_output, indices, input_size):
-    """dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p]: δ routed to each window's maximum."""
+def max_pool_backward(grad_output, indices, input_size, windows):
+    """dX[n, c, i] = Σ_{p : indices[n, c, p] = i} δ[n, c, p]: δ routed to each window's maximum
+    (the indices say where; ``windows`` is not needed)."""
     grad_input = grad_output.new_zeros(*grad_output.shape[:2], prod(input_size))
     return grad_input.scatter_add_(2, indices.flatten(2), grad_output.flatten(2)).view(*grad_output.shape[:2], *input_size)
 
