@@ -25,7 +25,7 @@ from support import DEVICE, assert_close, check_against_torch, record_calls, tor
 from torchconv_impl._geometry import ConvGeometry  # noqa: E402
 from torchconv_impl.errors import ArgumentError  # noqa: E402
 from torchconv_impl.backends import triton as triton_backend  # noqa: E402
-from torchconv_impl.triton_kernels import _common, conv as conv_kernels, pool as pool_kernels  # noqa: E402
+from torchconv_impl.triton_kernels import _common, conv as conv_kernels, depthwise as depthwise_kernels, pool as pool_kernels  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +67,14 @@ CONV_CASES = [
     conv_case("conv_transpose2d", (2, 3, 3, 3), (3, 2, 2, 3), False, torch.float64, stride=2, dilation=(2, 1), output_padding=1),
     conv_case("conv_transpose2d", (1, 16, 4, 3), (16, 4, 3, 3), dtype=torch.float16, channels_last=True, stride=2, padding=1),
     conv_case("conv_transpose3d", (1, 2, 2, 3, 2), (2, 3, 2, 2, 3), stride=(2, 1, 2), padding=(0, 1, 1), output_padding=(1, 0, 0)),
+    # One input channel per group: the depthwise kernels (triton_kernels/depthwise.py).
+    conv_case("conv2d", (2, 1, 9, 8), (6, 1, 5, 5), padding=2),  # a single-channel input (LeNet's C1): multiplier 6
+    conv_case("conv1d", (2, 5, 11), (5, 1, 3), False, torch.float64, padding="same", dilation=2, groups=5),
+    conv_case("conv2d", (2, 17, 6, 7), (17, 1, 3, 3), channels_last=True, stride=2, padding=(1, 0), groups=17),
+    conv_case("conv2d", (2, 4, 5, 5), (8, 1, 3, 2), dtype=torch.bfloat16, padding=1, groups=4),
+    conv_case("conv3d", (1, 3, 4, 5, 4), (3, 1, 2, 3, 2), stride=(1, 2, 1), padding=(1, 0, 1), dilation=(2, 1, 1), groups=3),
+    conv_case("conv_transpose2d", (2, 4, 3, 4), (4, 1, 3, 3), stride=2, padding=1, output_padding=1, groups=4),
+    conv_case("conv_transpose2d", (1, 4, 4, 3), (4, 1, 2, 3), False, torch.float64, stride=(2, 1), dilation=(1, 2), groups=2),
 ]
 
 
@@ -131,6 +139,28 @@ def test_conv_weight_grad_kernel_split_k(split_k):
     assert_close(weight_grad, expected)
 
 
+@pytest.mark.parametrize("splits", [1, 3])
+def test_depthwise_weight_grad_kernel_splits(splits):
+    """Partial sums over three chunks of the N·P = 2·5·4 = 40 rows equal one pass (multiplier 2)."""
+    x = torch.randn(2, 3, 9, 8, device=DEVICE, dtype=torch.float64)
+    dy = torch.randn(2, 6, 5, 4, device=DEVICE, dtype=torch.float64)
+    geometry = _geometry((2, 2), ((1, 1), (0, 0)), (1, 1), 3)
+    weight_grad = depthwise_kernels.conv_weight_grad(x, dy, (3, 2), geometry, splits=splits)
+    w = torch.zeros(6, 1, 3, 2, device=DEVICE, dtype=torch.float64, requires_grad=True)
+    expected, = torch.autograd.grad(TF.conv2d(x, w, stride=2, padding=(1, 0), groups=3), w, dy)
+    assert_close(weight_grad, expected)
+
+
+def test_one_channel_per_group_takes_the_depthwise_kernels(monkeypatch):
+    """Depthwise layers and single-channel inputs run the depthwise kernels, forward and both
+    gradients; two channels per group run the implicit GEMM."""
+    calls = {name: record_calls(monkeypatch, depthwise_kernels, name) for name in ("conv_forward", "conv_input_grad", "conv_weight_grad")}
+    for channels, groups in ((4, 4), (1, 1), (4, 2)):
+        x, w = _leaf((1, channels, 5, 5), torch.float32), _leaf((4, channels // groups, 3, 3), torch.float32)
+        F.conv2d(x, w, groups=groups).sum().backward()
+    assert {name: len(records) for name, records in calls.items()} == {"conv_forward": 2, "conv_input_grad": 2, "conv_weight_grad": 2}
+
+
 class _RecordedLaunches:
     """Stands in for a kernel: ``kernel[grid](...)`` records (name, INT64) and launches it."""
 
@@ -149,6 +179,7 @@ class _RecordedLaunches:
 
 KERNELS = {
     conv_kernels: ("conv_forward_kernel", "conv_input_grad_kernel", "conv_weight_grad_kernel"),
+    depthwise_kernels: ("depthwise_forward_kernel", "depthwise_input_grad_kernel", "depthwise_weight_grad_kernel"),
     pool_kernels: ("max_pool_forward_kernel", "max_pool_backward_kernel", "avg_pool_forward_kernel", "avg_pool_backward_kernel"),
 }
 
@@ -165,6 +196,7 @@ def test_int64_offsets_path(monkeypatch):
     cases = [
         (lambda f, x, w: f.conv2d(x, w, stride=2, padding=1), [x, w]),
         (lambda f, x, w: f.conv2d(x, w, groups=2), [_leaf((1, 4, 5, 4), torch.float32), _leaf((4, 2, 2, 2), torch.float32)]),
+        (lambda f, x, w: f.conv2d(x, w, padding=1, groups=3), [x, _leaf((6, 1, 2, 2), torch.float32)]),
         (lambda f, x: f.max_pool2d(x, 2, 1, 1), [x]),
         (lambda f, x: f.avg_pool2d(x, 2, 1, 1), [x]),
         (lambda f, x: f.adaptive_avg_pool2d(x, 3), [x]),
@@ -176,6 +208,9 @@ def test_int64_offsets_path(monkeypatch):
     weight_grad = conv_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 2), split_k=2)
     w = torch.zeros(4, 2, 2, 2, device=DEVICE, requires_grad=True)
     assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=2), w, dy)[0])
+    weight_grad = depthwise_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 4), splits=2)
+    w = torch.zeros(4, 1, 2, 2, device=DEVICE, requires_grad=True)
+    assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=4), w, dy)[0])
     assert {name for name, _ in launches} == {name for names in KERNELS.values() for name in names}
     assert all(int64 for _, int64 in launches)
 

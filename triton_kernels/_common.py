@@ -4,6 +4,7 @@ the launch helpers (dtype constants, output layout, device guard)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import torch
@@ -79,6 +80,12 @@ def traceable(kernel, tensor: torch.Tensor):
     as ``torch.library.wrap_triton`` wraps it, which records the launch in the graph for Inductor
     to compile with it; otherwise the kernel itself (interpreted kernels cannot be traced)."""
     return torch.library.wrap_triton(kernel) if is_fake(tensor) and not INTERPRET else kernel
+
+
+@functools.cache
+def multiprocessors(device: torch.device) -> int:
+    """The GPU's streaming multiprocessors (what split-K sizes its grid for); 1 off CUDA."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
 
 
 def device_guard(tensor: torch.Tensor):

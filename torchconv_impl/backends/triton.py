@@ -15,7 +15,7 @@ try:
 except ImportError as error:
     raise ImportError("the 'triton' backend needs Triton (pip install triton); use the 'cpu' or 'reference' backend without it") from error
 
-from ..triton_kernels import conv as conv_kernels, pool as pool_kernels
+from ..triton_kernels import conv as conv_kernels, depthwise as depthwise_kernels, pool as pool_kernels
 from ..triton_kernels._common import DOT_DTYPES, INTERPRET
 from .._geometry import ConvGeometry, PoolGeometry
 from ..errors import ArgumentError, check
@@ -26,9 +26,9 @@ _INTERPRETED = bool(INTERPRET)
 # The kernels each operation launches. ``torchconv_impl.ops`` makes every operation named here a
 # ``torch.library.triton_op``, which torch.compile traces down to these launches.
 KERNELS = {
-    "conv_forward": [conv_kernels.conv_forward_kernel],
-    "conv_input_grad": [conv_kernels.conv_input_grad_kernel],
-    "conv_weight_grad": [conv_kernels.conv_weight_grad_kernel],
+    "conv_forward": [conv_kernels.conv_forward_kernel, depthwise_kernels.depthwise_forward_kernel],
+    "conv_input_grad": [conv_kernels.conv_input_grad_kernel, depthwise_kernels.depthwise_input_grad_kernel],
+    "conv_weight_grad": [conv_kernels.conv_weight_grad_kernel, depthwise_kernels.depthwise_weight_grad_kernel],
     "max_pool_forward": [pool_kernels.max_pool_forward_kernel],
     "adaptive_max_pool_forward": [pool_kernels.max_pool_forward_kernel],
     "max_pool_backward": [pool_kernels.max_pool_backward_kernel],
@@ -68,24 +68,34 @@ def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
     return stored.permute(*(order.index(d) for d in range(tensor.dim())))
 
 
+def _kernels(channels_per_group: int):
+    """The kernel family for a convolution: one input channel per group (depthwise layers,
+    single-channel inputs) reduces over the taps alone, too short for a GEMM tile."""
+    return depthwise_kernels if channels_per_group == 1 else conv_kernels
+
+
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y = x ⋆ W + b, optionally with ReLU fused in the epilogue (``activation="relu"``);
     computed channels-last (the operator returns y in the layout the caller's Function asks)."""
     check(activation in (None, "relu"), lambda: f"conv_forward: expected activation to be None or 'relu', got {activation!r}")
     _check_tensors("conv_forward", input, weight, bias)
-    return conv_kernels.conv_forward(_channels_last(input), _channels_last(weight), bias, geometry, activation)
+    kernels = _kernels(weight.shape[1])
+    return kernels.conv_forward(_channels_last(input), _channels_last(weight), bias, geometry, activation)
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
-    """dX = δ ⋆ᵀ W (+ b): the transposed convolution, stride-phase by stride-phase; channels-last."""
+    """dX = δ ⋆ᵀ W (+ b): the transposed convolution (by stride phase, or gathered per input
+    position for one channel per group); channels-last."""
     _check_tensors("conv_input_grad", grad_output, weight, bias)
-    return conv_kernels.conv_input_grad(_channels_last(grad_output), _channels_last(weight), tuple(input_size), bias, geometry)
+    kernels = _kernels(weight.shape[1])
+    return kernels.conv_input_grad(_channels_last(grad_output), _channels_last(weight), tuple(input_size), bias, geometry)
 
 
 def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
-    """dW = x ⋆ δ: implicit GEMM reducing over N·P, split-K; channels-last operands."""
+    """dW = x ⋆ δ: a reduction over N·P, split-K; channels-last operands."""
     _check_tensors("conv_weight_grad", input, grad_output)
-    return conv_kernels.conv_weight_grad(_channels_last(input), _channels_last(grad_output), tuple(kernel_size), geometry)
+    kernels = _kernels(input.shape[1] // geometry.groups)
+    return kernels.conv_weight_grad(_channels_last(input), _channels_last(grad_output), tuple(kernel_size), geometry)
 
 
 def max_pool_forward(input, geometry: PoolGeometry):
