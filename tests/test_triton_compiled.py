@@ -21,7 +21,7 @@ triton = pytest.importorskip("triton")
 pytest.importorskip("triton.backends.nvidia")
 
 from torchconv_impl.triton_kernels import compiled  # noqa: E402
-from torchconv_impl.triton_kernels.compiled import RESNET50, ConvProblem, PoolProblem, Variant  # noqa: E402
+from torchconv_impl.triton_kernels.compiled import ONE_CHANNEL_PER_GROUP, RESNET50, ConvProblem, PoolProblem, Variant  # noqa: E402
 
 R50_3X3, R50_GLOBAL_AVG = RESNET50[0], RESNET50[5]
 # Tensors past 2³¹ elements (meta tensors: no memory), for which the launchers pick int64 offsets.
@@ -56,6 +56,10 @@ CASES = [
     case("max_pool_backward_kernel", MAX_POOL_INT64, "float64", False),
     case("avg_pool_forward_kernel", AVG_DIVISOR, "float16", False),
     case("avg_pool_backward_kernel", R50_GLOBAL_AVG, "float32", True),
+    # One input channel per group: element-wise multiply-adds, no MMA loop.
+    case("depthwise_forward_kernel", ONE_CHANNEL_PER_GROUP[1], "bfloat16", True),
+    case("depthwise_input_grad_kernel", ONE_CHANNEL_PER_GROUP[0], "float16", True),
+    case("depthwise_weight_grad_kernel", ONE_CHANNEL_PER_GROUP[3], "float64", False),
 ]
 CEILINGS_TRITON = "3.8"  # the version the sass_per_mma figures were measured with
 CEILING_MARGIN = 1.10  # a main loop may grow 10 % before the guard fails

@@ -1,5 +1,5 @@
 """The kernels as compiled for an H100 (sm_90), without a GPU: registers, spills, shared memory
-and the main loop's SASS, for launches at ResNet-50's layer shapes.
+and the main loop's SASS, for launches at ResNet-50's layer shapes and MobileNetV2's depthwise ones.
 
 Each variant is compiled with the arguments its launcher passes. The launcher runs on meta
 tensors (shapes and strides, no memory) with the kernel swapped for a recorder; the recorded
@@ -41,7 +41,7 @@ from triton.compiler import ASTSource
 from triton.compiler.compiler import make_backend
 
 from .._geometry import ConvGeometry
-from . import _common, conv, pool
+from . import _common, conv, depthwise, pool
 
 H100 = GPUTarget("cuda", 90, 32)
 H100_MULTIPROCESSORS = 132  # H100 SXM: what conv_weight_grad's split-K heuristic sizes for
@@ -131,6 +131,38 @@ def _meta(shape, dtype, channels_last: bool) -> torch.Tensor:
     return tensor.to(memory_format=torch.channels_last) if channels_last and tensor.dim() == 4 else tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class DepthwiseProblem:
+    """A square 2-d convolution with one input channel per group and ``padding=kernel // 2``:
+    groups = channels, ``multiplier`` output channels per input channel."""
+
+    name: str
+    batch: int
+    channels: int
+    size: int
+    kernel: int
+    stride: int = 1
+    multiplier: int = 1
+
+    kernels = ("depthwise_forward_kernel", "depthwise_input_grad_kernel", "depthwise_weight_grad_kernel")
+
+    def launch(self, kernel: str, dtype: torch.dtype, channels_last: bool):
+        """Calls the launcher that runs ``kernel``, on meta tensors."""
+        geometry = ConvGeometry(stride=(self.stride,) * 2, padding=((self.kernel // 2,) * 2,) * 2, dilation=(1, 1),
+                                groups=self.channels)
+        input_size, out_channels = (self.size, self.size), self.channels * self.multiplier
+        output_size = geometry.output_size(input_size, (self.kernel, self.kernel))
+        x = _meta((self.batch, self.channels, *input_size), dtype, channels_last)
+        weight = _meta((out_channels, 1, self.kernel, self.kernel), dtype, channels_last)
+        grad_output = _meta((self.batch, out_channels, *output_size), dtype, channels_last)
+        if kernel == "depthwise_forward_kernel":
+            depthwise.conv_forward(x, weight, None, geometry, "relu")
+        elif kernel == "depthwise_input_grad_kernel":
+            depthwise.conv_input_grad(grad_output, weight, input_size, None, geometry)
+        else:
+            depthwise.conv_weight_grad(x, grad_output, (self.kernel, self.kernel), geometry)
+
+
 # ResNet-50's layers at batch 32 (torchvision's: the stem, a bottleneck's 1×1 reduction and
 # 3×3, the stride-2 3×3 of stage 2, the stem's max pooling and the head's global average).
 RESNET50 = (
@@ -141,6 +173,13 @@ RESNET50 = (
     PoolProblem("max 3×3/2 64×112²", "max", 32, 64, 112, 56, kernel=3, stride=2, padding=1),
     PoolProblem("global avg 2048×7²", "avg", 32, 2048, 7, 1),
 )
+# MobileNetV2's depthwise 3×3 layers at batch 32, and a single-channel input (LeNet's first layer).
+ONE_CHANNEL_PER_GROUP = (
+    DepthwiseProblem("depthwise 3×3 144 56²", 32, 144, 56, 3),
+    DepthwiseProblem("depthwise 3×3/2 144 56²", 32, 144, 56, 3, stride=2),
+    DepthwiseProblem("depthwise 3×3 960 7²", 32, 960, 7, 3),
+    DepthwiseProblem("5×5 1→6 32², batch 64", 64, 1, 32, 5, multiplier=6),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +188,7 @@ class Variant:
     ``config``: an index into the kernel's config list, or explicit (*blocks, num_warps, num_stages)."""
 
     kernel: str
-    problem: ConvProblem | PoolProblem
+    problem: ConvProblem | PoolProblem | DepthwiseProblem
     dtype: str  # a key of DTYPES
     channels_last: bool
     config: int | tuple = 0
@@ -161,21 +200,21 @@ class Variant:
     @classmethod
     def from_json(cls, data: dict) -> Variant:
         problem = dict(data["problem"])
-        family = {ConvProblem.__name__: ConvProblem, PoolProblem.__name__: PoolProblem}[problem.pop("family")]
+        family = {f.__name__: f for f in (ConvProblem, PoolProblem, DepthwiseProblem)}[problem.pop("family")]
         config = data["config"] if isinstance(data["config"], int) else tuple(data["config"])
         return cls(data["kernel"], family(**problem), data["dtype"], data["channels_last"], config)
 
 
-def resnet50_variants() -> list[Variant]:
-    """Every kernel of every RESNET50 problem's family in bfloat16, float16 and float32, each
-    channels-last then NCHW, in the first config of the kernel's list."""
+def table_variants() -> list[Variant]:
+    """Every kernel of every RESNET50 and ONE_CHANNEL_PER_GROUP problem's family in bfloat16,
+    float16 and float32, each channels-last then NCHW, in the first config of the kernel's list."""
     return [Variant(kernel, problem, dtype, channels_last)
-            for problem in RESNET50 for kernel in problem.kernels
+            for problem in (*RESNET50, *ONE_CHANNEL_PER_GROUP) for kernel in problem.kernels
             for dtype in ("bfloat16", "float16", "float32") for channels_last in (True, False)]
 
 
 def _module(kernel: str):
-    return conv if kernel.startswith("conv") else pool
+    return conv if kernel.startswith("conv") else depthwise if kernel.startswith("depthwise") else pool
 
 
 @contextlib.contextmanager
@@ -201,7 +240,8 @@ class _Recorder:
 def launch_arguments(variant: Variant) -> dict:
     """The arguments the launcher passes to ``variant.kernel``, by parameter name."""
     module, recorder = _module(variant.kernel), _Recorder()
-    with _replaced(module, variant.kernel, recorder), _replaced(conv, "_multiprocessors", lambda device: H100_MULTIPROCESSORS):
+    h100 = lambda device: H100_MULTIPROCESSORS  # noqa: E731 (meta tensors have no GPU to ask)
+    with _replaced(module, variant.kernel, recorder), _replaced(conv, "_multiprocessors", h100), _replaced(depthwise, "multiprocessors", h100):
         variant.problem.launch(variant.kernel, DTYPES[variant.dtype], variant.channels_last)
     (args, kwargs), = recorder.calls
     return dict(zip(getattr(module, variant.kernel).fn.arg_names, args)) | kwargs
@@ -407,12 +447,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--json", action="store_true", help="print one JSON object per variant instead of a table")
-    parser.add_argument("--variants", type=Path, help="a JSON list of variants (Variant.to_json) instead of ResNet-50's")
+    parser.add_argument("--variants", type=Path, help="a JSON list of variants (Variant.to_json) instead of the default table's")
     parser.add_argument("--jobs", type=int, default=1, help="compile on this many processes")
     args = parser.parse_args(argv)
     if _common.INTERPRET:
         sys.exit("compiled: TRITON_INTERPRET is set, under which the kernels are not the ones a GPU runs; unset it")
-    todo = [Variant.from_json(data) for data in json.loads(args.variants.read_text())] if args.variants else resnet50_variants()
+    todo = [Variant.from_json(data) for data in json.loads(args.variants.read_text())] if args.variants else table_variants()
     measurements = measure_all(todo, args.jobs)
     if args.json:
         print("\n".join(json.dumps(to_json(measurement)) for measurement in measurements))
