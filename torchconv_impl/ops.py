@@ -74,7 +74,8 @@ class _Operator:
     forward and backward), no tracing, no fake or functorch tensors, no dispatch mode — the call
     goes to ``real`` directly, which is where the dispatcher would send it: its Python layers
     (the autograd formula's wrapper, the guard against Dynamo) cost about as much as a small
-    layer's arithmetic on CPU. Every other call goes through the dispatcher.
+    layer's arithmetic on CPU, or a kernel launch on a GPU. Every other call goes through the
+    dispatcher.
 
     An operation the Triton backend implements also gets a **Triton twin** (``define_triton_operators``),
     ``torchconv::triton_<name>``: a ``torch.library.triton_op`` whose body torch.compile traces
@@ -93,10 +94,10 @@ class _Operator:
         self._rules = []  # (torch.library register function, its arguments): the twin's too
 
     def __call__(self, *args):
+        if _plain_eager(args):  # the twin's body too: nothing is traced
+            return self.real(*args)
         if self.triton is not None and _for_triton_kernels(args) and (self._triton_when is None or self._triton_when(*args)):
             return self.triton(*args[:-2], _MEMORY_FORMAT_NAMES[args[-2]], args[-1])
-        if _plain_eager(args):
-            return self.real(*args)
         return self.overload(*args)
 
     def register(self, register, *args, **kwargs) -> None:
