@@ -415,8 +415,9 @@ class Sm90:
     def get_current_target(self):
         return GPUTarget("cuda", 90, 32)
 
-triton.runtime.driver.set_active(Sm90())
-conv._multiprocessors = lambda device: 132  # no device to ask
+if not torch.cuda.is_available():  # no device to ask
+    triton.runtime.driver.set_active(Sm90())
+    conv._multiprocessors = lambda device: 132
 ops.define_triton_operators()
 CF = torch.contiguous_format
 
