@@ -79,6 +79,41 @@ def _epilogue(acc, out_rows, channels, stride_c, row_mask, channel_mask, bias, H
              mask=row_mask[:, None] & channel_mask[None, :])
 
 
+@triton.jit
+def _zero(INT64: tl.constexpr):
+    """A scalar 0 to count with, int64 when INT64 (a loop-carried value keeps its type)."""
+    zero = tl.zeros((), dtype=tl.int32)
+    if INT64:
+        zero = zero.to(tl.int64)
+    return zero
+
+
+@triton.jit
+def _within(index, size):
+    """0 ≤ index < size, as one unsigned comparison: a negative index wraps past any size."""
+    if index.dtype == tl.int64:
+        wrapped = index.to(tl.uint64, bitcast=True)
+    else:
+        wrapped = index.to(tl.uint32, bitcast=True)
+    return wrapped < size
+
+
+@triton.jit
+def _next_step(kd, kh, kw, inner, KH, KW, INNER):
+    """The (tap, inner block) after (kd, kh, kw, inner) in row-major order over (·, KH, KW, INNER)."""
+    inner += 1
+    carry = inner == INNER
+    inner = tl.where(carry, 0, inner)
+    kw += carry.to(kw.dtype)
+    carry = kw == KW
+    kw = tl.where(carry, 0, kw)
+    kh += carry.to(kh.dtype)
+    carry = kh == KH
+    kh = tl.where(carry, 0, kh)
+    kd += carry.to(kd.dtype)
+    return kd, kh, kw, inner
+
+
 @triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc"])
 @triton.jit
 def conv_forward_kernel(
@@ -101,26 +136,35 @@ def conv_forward_kernel(
         g = g.to(tl.int64)
     row_mask = rows < M
     out_mask = outs < O_G
-    n, pd, ph, pw = unflatten(rows, PD, PH, PW)
-    x_rows = x + n * stride_xn + g * C_G * stride_xc
-    w_cols = w + (g * O_G + outs) * stride_wo
+    # Rows past M and channels past O_G repeat the last ones: their loads need no mask (a
+    # GEMM row or column depends on its own A row or B column only), the epilogue drops them.
+    n, pd, ph, pw = unflatten(tl.minimum(rows, M - 1), PD, PH, PW)
+    # Input coordinates of tap j = 0; tap j adds the scalar j·d, its address j·d·stride.
+    id0 = pd * SD - LD
+    ih0 = ph * SH - LH
+    iw0 = pw * SW - LW
+    x_rows = x + n * stride_xn + g * C_G * stride_xc + id0 * stride_xd + ih0 * stride_xh + iw0 * stride_xw
+    k = tl.arange(0, BLOCK_K)
+    # The tiles of the first step; each step adds one scalar offset per operand.
+    a_tile = x_rows[:, None] + k[None, :] * stride_xc
+    b_tile = w + (g * O_G + tl.minimum(outs, O_G - 1))[None, :] * stride_wo + k[:, None] * stride_wc
     channel_blocks = tl.cdiv(C_G, BLOCK_K)
+    kd, kh, kw, channel_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     # One loop over (tap, channel block), not two nested ones: software pipelining
     # (num_stages) then runs across taps too, which matters when C_G fits in one block.
-    for step in range(trips(KD * KH * KW * channel_blocks)):
-        _, kd, kh, kw = unflatten(step // channel_blocks, KD, KH, KW)
-        id_ = pd * SD - LD + kd * DD
-        ih = ph * SH - LH + kh * DH
-        iw = pw * SW - LW + kw * DW
-        inside = row_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
-        channels = block(step % channel_blocks, BLOCK_K, INT64)
-        channel_mask = channels < C_G
-        a = tl.load(x_rows[:, None] + (id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
-                    + channels[None, :] * stride_xc, mask=inside[:, None] & channel_mask[None, :], other=0.0)
-        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww)
-                    + channels[:, None] * stride_wc, mask=channel_mask[:, None] & out_mask[None, :], other=0.0)
+    # The tap advances by scalar counters: no division in the loop.
+    for _ in range(trips(KD * KH * KW * channel_blocks)):
+        inside = (_within(id0 + kd * DD, ID) & _within(ih0 + kh * DH, IH)
+                  & _within(iw0 + kw * DW, IW))
+        c0 = channel_block * BLOCK_K
+        channel_mask = k < C_G - c0
+        a = tl.load(a_tile + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw + c0 * stride_xc),
+                    mask=inside[:, None] & channel_mask[None, :], other=0.0)
+        b = tl.load(b_tile + (kd * stride_wd + kh * stride_wh + kw * stride_ww + c0 * stride_wc),
+                    mask=channel_mask[:, None], other=0.0)
         acc = mma(a, b, acc, PRECISION)
+        kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KH, KW, channel_blocks)
     y_rows = y + n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw
     _epilogue(acc, y_rows, g * O_G + outs, stride_yc, row_mask, out_mask, bias, HAS_BIAS, ACTIVATION)
 
@@ -139,6 +183,13 @@ def _phase_taps(rho, K, S, DIL, STEP):
 def _first_position(rho, LO, S):
     """The smallest i ≥ 0 with (i + lo) mod s = ρ. (``%`` truncates like C: made non-negative.)"""
     return ((rho - LO) % S + S) % S
+
+
+@triton.jit
+def _first_output(i, LO, J0, S, DIL):
+    """p = (i + lo − j₀·d)/s: the output position tap j₀ takes position i from (exact when the
+    phase has taps; C's truncating division, which equals the floor there)."""
+    return (i + LO - J0 * DIL) // S
 
 
 @triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc"])
@@ -163,37 +214,42 @@ def conv_input_grad_kernel(
     chans = block(tl.program_id(1), BLOCK_N, INT64)  # input channels within the group
     if INT64:
         g = g.to(tl.int64)
-    n, qd, qh, qw = unflatten(rows, tl.cdiv(ID, SD), tl.cdiv(IH, SH), tl.cdiv(IW, SW))
+    n, qd, qh, qw = unflatten(tl.minimum(rows, M - 1), tl.cdiv(ID, SD), tl.cdiv(IH, SH), tl.cdiv(IW, SW))
     id_ = _first_position(rd, LD, SD) + qd * SD
     ih = _first_position(rh, LH, SH) + qh * SH
     iw = _first_position(rw, LW, SW) + qw * SW
+    # Rows past M repeat the last one, and rows past the input's end (i ≥ I) read in-bounds
+    # positions too: their loads need no row mask, the epilogue drops them. (Channels are not
+    # clamped likewise: that would cost the weight loads their vectorisation along c.)
     row_mask = (rows < M) & (id_ < ID) & (ih < IH) & (iw < IW)
     chan_mask = chans < C_G
     jd, taps_d = _phase_taps(rd, KD, SD, DD, TD)
     jh, taps_h = _phase_taps(rh, KH, SH, DH, TH)
     jw, taps_w = _phase_taps(rw, KW, SW, DW, TW)
-    dy_rows = dy + n * stride_dn + g * O_G * stride_dc
-    w_cols = w + g * O_G * stride_wo + chans * stride_wc
+    # Phase tap t is j = j₀ + t·T, and T·d = s·U with U = d/gcd(s, d): its output position
+    # p = (i + lo − j₀·d)/s − t·U, the division exact (the phase picked j₀) and per row.
+    pd0 = _first_output(id_, LD, jd, SD, DD)
+    ph0 = _first_output(ih, LH, jh, SH, DH)
+    pw0 = _first_output(iw, LW, jw, SW, DW)
+    ud, uh, uw = TD * DD // SD, TH * DH // SH, TW * DW // SW
+    k = tl.arange(0, BLOCK_K)
+    # The tiles of the first step; each step adds one scalar offset per operand.
+    a_tile = (dy + n * stride_dn + g * O_G * stride_dc + pd0 * stride_dd + ph0 * stride_dh + pw0 * stride_dw)[:, None] \
+        + k[None, :] * stride_dc
+    b_tile = w + g * O_G * stride_wo + chans[None, :] * stride_wc + k[:, None] * stride_wo
     out_blocks = tl.cdiv(O_G, BLOCK_K)
+    td, th, tw, out_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for step in range(trips(taps_d * taps_h * taps_w * out_blocks)):
-        _, td, th, tw = unflatten(step // out_blocks, taps_d, taps_h, taps_w)
-        kd = jd + td * TD
-        kh = jh + th * TH
-        kw = jw + tw * TW
-        # p·s = i + lo − j·d exactly (the phase picked the taps); negative: before the start.
-        ps_d = id_ + LD - kd * DD
-        ps_h = ih + LH - kh * DH
-        ps_w = iw + LW - kw * DW
-        pd, ph, pw = ps_d // SD, ps_h // SH, ps_w // SW
-        inside = row_mask & (ps_d >= 0) & (pd < PD) & (ps_h >= 0) & (ph < PH) & (ps_w >= 0) & (pw < PW)
-        outs = block(step % out_blocks, BLOCK_K, INT64)
-        out_mask = outs < O_G
-        a = tl.load(dy_rows[:, None] + (pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
-                    + outs[None, :] * stride_dc, mask=inside[:, None] & out_mask[None, :], other=0.0)
-        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww)
-                    + outs[:, None] * stride_wo, mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
+    for _ in range(trips(taps_d * taps_h * taps_w * out_blocks)):
+        inside = _within(pd0 - td * ud, PD) & _within(ph0 - th * uh, PH) & _within(pw0 - tw * uw, PW)
+        o0 = out_block * BLOCK_K
+        out_mask = k < O_G - o0
+        a = tl.load(a_tile + (o0 * stride_dc - td * ud * stride_dd - th * uh * stride_dh - tw * uw * stride_dw),
+                    mask=inside[:, None] & out_mask[None, :], other=0.0)
+        b = tl.load(b_tile + ((jd + td * TD) * stride_wd + (jh + th * TH) * stride_wh + (jw + tw * TW) * stride_ww
+                              + o0 * stride_wo), mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
         acc = mma(a, b, acc, PRECISION)
+        td, th, tw, out_block = _next_step(td, th, tw, out_block, taps_h, taps_w, out_blocks)
     dx_rows = dx + n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw
     _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
 
