@@ -254,6 +254,27 @@ def conv_input_grad_kernel(
     _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
 
 
+@triton.jit
+def _advance(n, d, h, w, step_n, step_d, step_h, step_w, D, H, W):
+    """(n, d, h, w) + (step_n, step_d, step_h, step_w) in the mixed radix (·, D, H, W), both
+    normalised (each digit below its radix): a digit sum stays below twice its radix, so one
+    subtraction per digit carries."""
+    w += step_w
+    carry = w >= W
+    w = tl.where(carry, w - W, w)
+    # A radix equal to 1 is a constexpr (a launch specialises 1): 1-d and 2-d problems skip
+    # their unit digits, which would only pass the carry on.
+    if H != 1:
+        h += step_h + carry.to(h.dtype)
+        carry = h >= H
+        h = tl.where(carry, h - H, h)
+    if D != 1:
+        d += step_d + carry.to(d.dtype)
+        carry = d >= D
+        d = tl.where(carry, d - D, d)
+    return n + step_n + carry.to(n.dtype), d, h, w
+
+
 @triton.autotune(configs=_CONFIGS, key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc"])
 @triton.jit
 def conv_weight_grad_kernel(
@@ -284,20 +305,24 @@ def conv_weight_grad_kernel(
     x_cols = x + (g * C_G + chans) * stride_xc
     start = split * CHUNK
     end = tl.minimum(start + CHUNK, NP)
+    # The step's pairs (n, pd, ph, pw), divided out once here: each step adds BLOCK_K to them
+    # digit by digit with carries (_advance), no division in the loop.
+    k = tl.arange(0, BLOCK_K)
+    n, pd, ph, pw = unflatten(start + k, PD, PH, PW)
+    step_n, step_d, step_h, step_w = unflatten(_zero(INT64) + BLOCK_K, PD, PH, PW)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for k in range(trips(start), trips(end), BLOCK_K):
-        pairs = k + tl.arange(0, BLOCK_K)  # reduction index (n, pd, ph, pw)
-        pair_mask = pairs < end
-        n, pd, ph, pw = unflatten(pairs, PD, PH, PW)
-        id_ = pd * SD - LD + kd * DD
-        ih = ph * SH - LH + kh * DH
-        iw = pw * SW - LW + kw * DW
-        inside = pair_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
+    for first in range(trips(start), trips(end), BLOCK_K):
+        pair_mask = k < end - first
+        id_ = pd * SD + (kd * DD - LD)
+        ih = ph * SH + (kh * DH - LH)
+        iw = pw * SW + (kw * DW - LW)
+        inside = pair_mask & _within(id_, ID) & _within(ih, IH) & _within(iw, IW)
         a = tl.load(dy_rows[:, None] + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[None, :],
                     mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
         b = tl.load(x_cols[None, :] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None],
                     mask=inside[:, None] & chan_mask[None, :], other=0.0)
         acc = mma(a, b, acc, PRECISION)
+        n, pd, ph, pw = _advance(n, pd, ph, pw, step_n, step_d, step_h, step_w, PD, PH, PW)
     dw_tile = dw + split * stride_ws + (g * O_G + outs)[:, None] * stride_wo + chans[None, :] * stride_wc + tap * stride_wt
     tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & chan_mask[None, :])
 
