@@ -319,9 +319,9 @@ def conv_weight_grad_kernel(
         inside = pair_mask & _within(id_, ID) & _within(ih, IH) & _within(iw, IW)
         a = tl.load(dy_rows[:, None] + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[None, :],
                     mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
-        b = tl.load(x_cols[None, :] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None],
-                    mask=inside[:, None] & chan_mask[None, :], other=0.0)
-        acc = mma(a, b, acc, PRECISION)
+        b_t = tl.load(x_cols[:, None] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[None, :],
+                      mask=chan_mask[:, None] & inside[None, :], other=0.0)
+        acc = mma(a, tl.trans(b_t), acc, PRECISION)
         n, pd, ph, pw = _advance(n, pd, ph, pw, step_n, step_d, step_h, step_w, PD, PH, PW)
     dw_tile = dw + split * stride_ws + (g * O_G + outs)[:, None] * stride_wo + chans[None, :] * stride_wc + tap * stride_wt
     tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & chan_mask[None, :])
