@@ -23,6 +23,8 @@ input-grad   dX[n, c, i] = Σ_{o, j : i + lo − j·d = p·s, 0 ≤ p < P} δ[n,
     i = i₀(ρ) + q·s, × input channels g·C_G + t·BLOCK_N…; its loop walks (phase tap, block of
     O_G): A[(n, q), o] = δ[n, g·O_G + o, (i + lo − j·d)/s] (exact division; outside [0, P)
     masked), B[o, c] = W[g·O_G + o, c, j]. The 180° rotation of W is the minus sign on j·d.
+    Phase tap t, j = j₀ + t·s/gcd(s, d), reads p = (i + lo − j₀·d)/s − t·d/gcd(s, d): one
+    division per row, before the loop.
     Epilogue: + b[c] (ConvTranspose's bias), store.
 
 weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
@@ -31,6 +33,12 @@ weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
     split k's chunk of (n, p) (split-K: CHUNK pairs each), in an fp32 (float64: fp64)
     accumulator. With one split it stores dW directly; with more, each split stores its partial
     sum in a (split, O, C_G, taps) buffer summed afterwards — deterministic, unlike atomics.
+
+The main loops divide nothing: rows are split into coordinates once, before the loop; taps
+and channel blocks advance by scalar counters, each step adding one scalar offset per operand
+tile; the weight gradient's pairs advance by BLOCK_K digit by digit with carries. Reduction
+masks are dropped where every block is whole (``WHOLE_BLOCKS``); GEMM rows (and the forward's
+output channels) past the end repeat the last one instead of being masked out of the loads.
 
 Accumulation is in float32 (float64 for float64 inputs); float32 dots use TF32 only where
 ``torch.backends.cudnn.allow_tf32`` would let torch's convolution do so. Offsets are int64
@@ -63,7 +71,8 @@ _GEMM_SPACE = [
     (32, 32, 16, 2, 5),
 ]
 _CONFIGS = configs(_GEMM_SPACE)
-# Split-K chunks are whole multiples of every config's BLOCK_K.
+# Split-K chunks are whole multiples of every config's BLOCK_K; so are the channel counts for
+# which the GEMM loops drop their reduction mask (WHOLE_BLOCKS).
 _K_ALIGN = max(config.kwargs["BLOCK_K"] for config in _CONFIGS)
 
 
@@ -99,18 +108,23 @@ def _within(index, size):
 
 
 @triton.jit
-def _next_step(kd, kh, kw, inner, KH, KW, INNER):
-    """The (tap, inner block) after (kd, kh, kw, inner) in row-major order over (·, KH, KW, INNER)."""
+def _next_step(kd, kh, kw, inner, KD, KH, KW, INNER):
+    """The (tap, inner block) after (kd, kh, kw, inner) in row-major order over (KD, KH, KW,
+    INNER). A kernel size equal to 1 is a constexpr (a launch specialises 1): its counter stays
+    0 and the carry passes on, so 1-d, 2-d and 1×1 problems count only the dims they have."""
     inner += 1
     carry = inner == INNER
     inner = tl.where(carry, 0, inner)
-    kw += carry.to(kw.dtype)
-    carry = kw == KW
-    kw = tl.where(carry, 0, kw)
-    kh += carry.to(kh.dtype)
-    carry = kh == KH
-    kh = tl.where(carry, 0, kh)
-    kd += carry.to(kd.dtype)
+    if KW != 1:
+        kw += carry.to(kw.dtype)
+        carry = kw == KW
+        kw = tl.where(carry, 0, kw)
+    if KH != 1:
+        kh += carry.to(kh.dtype)
+        carry = kh == KH
+        kh = tl.where(carry, 0, kh)
+    if KD != 1:
+        kd += carry.to(kd.dtype)
     return kd, kh, kw, inner
 
 
@@ -125,7 +139,7 @@ def conv_forward_kernel(
     stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
     stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
-    INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # Axis 0 holds (group, row block): axes 1 and 2 launch at most 65,535 programs.
     row_blocks = tl.cdiv(M, BLOCK_M)
@@ -158,13 +172,13 @@ def conv_forward_kernel(
         inside = (_within(id0 + kd * DD, ID) & _within(ih0 + kh * DH, IH)
                   & _within(iw0 + kw * DW, IW))
         c0 = channel_block * BLOCK_K
-        channel_mask = k < C_G - c0
+        channel_mask = (k < C_G - c0) | WHOLE_BLOCKS
         a = tl.load(a_tile + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw + c0 * stride_xc),
                     mask=inside[:, None] & channel_mask[None, :], other=0.0)
         b = tl.load(b_tile + (kd * stride_wd + kh * stride_wh + kw * stride_ww + c0 * stride_wc),
                     mask=channel_mask[:, None], other=0.0)
         acc = mma(a, b, acc, PRECISION)
-        kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KH, KW, channel_blocks)
+        kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KD, KH, KW, channel_blocks)
     y_rows = y + n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw
     _epilogue(acc, y_rows, g * O_G + outs, stride_yc, row_mask, out_mask, bias, HAS_BIAS, ACTIVATION)
 
@@ -204,7 +218,7 @@ def conv_input_grad_kernel(
     stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
     HAS_BIAS: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    WHOLE_BLOCKS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # M rows per phase: (n, qd, qh, qw) over ⌈I/s⌉ per dim; T* = s/gcd(s, d), the tap step.
     # Axis 0 holds (group, phase, row block): axes 1 and 2 launch at most 65,535 programs.
@@ -243,13 +257,13 @@ def conv_input_grad_kernel(
     for _ in range(trips(taps_d * taps_h * taps_w * out_blocks)):
         inside = _within(pd0 - td * ud, PD) & _within(ph0 - th * uh, PH) & _within(pw0 - tw * uw, PW)
         o0 = out_block * BLOCK_K
-        out_mask = k < O_G - o0
+        out_mask = (k < O_G - o0) | WHOLE_BLOCKS
         a = tl.load(a_tile + (o0 * stride_dc - td * ud * stride_dd - th * uh * stride_dh - tw * uw * stride_dw),
                     mask=inside[:, None] & out_mask[None, :], other=0.0)
         b = tl.load(b_tile + ((jd + td * TD) * stride_wd + (jh + th * TH) * stride_wh + (jw + tw * TW) * stride_ww
                               + o0 * stride_wo), mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
         acc = mma(a, b, acc, PRECISION)
-        td, th, tw, out_block = _next_step(td, th, tw, out_block, taps_h, taps_w, out_blocks)
+        td, th, tw, out_block = _next_step(td, th, tw, out_block, taps_d, taps_h, taps_w, out_blocks)
     dx_rows = dx + n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw
     _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
 
@@ -285,7 +299,7 @@ def conv_weight_grad_kernel(
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
     stride_ws, stride_wo, stride_wc, stride_wt,
-    ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
+    ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     out_blocks = tl.cdiv(O_G, BLOCK_M)
@@ -312,7 +326,7 @@ def conv_weight_grad_kernel(
     step_n, step_d, step_h, step_w = unflatten(_zero(INT64) + BLOCK_K, PD, PH, PW)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     for first in range(trips(start), trips(end), BLOCK_K):
-        pair_mask = k < end - first
+        pair_mask = (k < end - first) | WHOLE_BLOCKS
         id_ = pd * SD + (kd * DD - LD)
         ih = ph * SH + (kh * DH - LH)
         iw = pw * SW + (kw * DW - LW)
@@ -354,6 +368,7 @@ def conv_forward(input, weight, bias, geometry, activation=None):
             *strides_3d(input), *strides_3d(weight), *strides_3d(output),
             HAS_BIAS=bias is not None, ACTIVATION=activation or "", ACC=accumulator(input.dtype),
             PRECISION=dot_precision(input.dtype), INT64=needs_int64(input, weight, output),
+            WHOLE_BLOCKS=(input.shape[1] // groups) % _K_ALIGN == 0,
         )
     return output
 
@@ -377,6 +392,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
             *strides_3d(grad_output), *strides_3d(weight), *strides_3d(grad_input),
             HAS_BIAS=bias is not None, ACC=accumulator(grad_output.dtype),
             PRECISION=dot_precision(grad_output.dtype), INT64=needs_int64(grad_output, weight, grad_input),
+            WHOLE_BLOCKS=(grad_output.shape[1] // groups) % _K_ALIGN == 0,
         )
     return grad_input
 
@@ -424,7 +440,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
             *sizes_3d(input), *sizes_3d(grad_output), *pad_front(kernel_size, 1), *stride, *low, *dilation,
             *strides_3d(input), *strides_3d(grad_output), *target_strides,
             ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype),
-            INT64=needs_int64(input, grad_output, target),
+            INT64=needs_int64(input, grad_output, target), WHOLE_BLOCKS=pairs % _K_ALIGN == 0,
         )
     if splits > 1:
         weight_grad.copy_(target.sum(0).view_as(weight_grad))
