@@ -158,24 +158,24 @@ def conv_forward_kernel(
     ih0 = ph * SH - LH
     iw0 = pw * SW - LW
     x_rows = x + n * stride_xn + g * C_G * stride_xc + id0 * stride_xd + ih0 * stride_xh + iw0 * stride_xw
+    w_cols = w + (g * O_G + tl.minimum(outs, O_G - 1)) * stride_wo
     k = tl.arange(0, BLOCK_K)
-    # The tiles of the first step; each step adds one scalar offset per operand.
-    a_tile = x_rows[:, None] + k[None, :] * stride_xc
-    b_tile = w + (g * O_G + tl.minimum(outs, O_G - 1))[None, :] * stride_wo + k[:, None] * stride_wc
     channel_blocks = tl.cdiv(C_G, BLOCK_K)
     kd, kh, kw, channel_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     # One loop over (tap, channel block), not two nested ones: software pipelining
     # (num_stages) then runs across taps too, which matters when C_G fits in one block.
-    # The tap advances by scalar counters: no division in the loop.
+    # The tap advances by scalar counters: no division in the loop, and each operand's step is
+    # its row (column) bases plus one offset vector along the reduction.
     for _ in range(trips(KD * KH * KW * channel_blocks)):
         inside = (_within(id0 + kd * DD, ID) & _within(ih0 + kh * DH, IH)
                   & _within(iw0 + kw * DW, IW))
         c0 = channel_block * BLOCK_K
         channel_mask = (k < C_G - c0) | WHOLE_BLOCKS
-        a = tl.load(a_tile + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw + c0 * stride_xc),
+        a = tl.load(x_rows[:, None] + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw
+                                       + (c0 + k) * stride_xc)[None, :],
                     mask=inside[:, None] & channel_mask[None, :], other=0.0)
-        b = tl.load(b_tile + (kd * stride_wd + kh * stride_wh + kw * stride_ww + c0 * stride_wc),
+        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww + (c0 + k) * stride_wc)[:, None],
                     mask=channel_mask[:, None], other=0.0)
         acc = mma(a, b, acc, PRECISION)
         kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KD, KH, KW, channel_blocks)
@@ -246,11 +246,9 @@ def conv_input_grad_kernel(
     ph0 = _first_output(ih, LH, jh, SH, DH)
     pw0 = _first_output(iw, LW, jw, SW, DW)
     ud, uh, uw = TD * DD // SD, TH * DH // SH, TW * DW // SW
+    dy_rows = dy + n * stride_dn + g * O_G * stride_dc + pd0 * stride_dd + ph0 * stride_dh + pw0 * stride_dw
+    w_cols = w + g * O_G * stride_wo + chans * stride_wc
     k = tl.arange(0, BLOCK_K)
-    # The tiles of the first step; each step adds one scalar offset per operand.
-    a_tile = (dy + n * stride_dn + g * O_G * stride_dc + pd0 * stride_dd + ph0 * stride_dh + pw0 * stride_dw)[:, None] \
-        + k[None, :] * stride_dc
-    b_tile = w + g * O_G * stride_wo + chans[None, :] * stride_wc + k[:, None] * stride_wo
     out_blocks = tl.cdiv(O_G, BLOCK_K)
     td, th, tw, out_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
@@ -258,10 +256,10 @@ def conv_input_grad_kernel(
         inside = _within(pd0 - td * ud, PD) & _within(ph0 - th * uh, PH) & _within(pw0 - tw * uw, PW)
         o0 = out_block * BLOCK_K
         out_mask = (k < O_G - o0) | WHOLE_BLOCKS
-        a = tl.load(a_tile + (o0 * stride_dc - td * ud * stride_dd - th * uh * stride_dh - tw * uw * stride_dw),
-                    mask=inside[:, None] & out_mask[None, :], other=0.0)
-        b = tl.load(b_tile + ((jd + td * TD) * stride_wd + (jh + th * TH) * stride_wh + (jw + tw * TW) * stride_ww
-                              + o0 * stride_wo), mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
+        a = tl.load(dy_rows[:, None] + ((o0 + k) * stride_dc - td * ud * stride_dd - th * uh * stride_dh
+                                        - tw * uw * stride_dw)[None, :], mask=inside[:, None] & out_mask[None, :], other=0.0)
+        b = tl.load(w_cols[None, :] + ((jd + td * TD) * stride_wd + (jh + th * TH) * stride_wh + (jw + tw * TW) * stride_ww
+                                       + (o0 + k) * stride_wo)[:, None], mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
         acc = mma(a, b, acc, PRECISION)
         td, th, tw, out_block = _next_step(td, th, tw, out_block, taps_d, taps_h, taps_w, out_blocks)
     dx_rows = dx + n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw
