@@ -34,11 +34,12 @@ weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
     accumulator. With one split it stores dW directly; with more, each split stores its partial
     sum in a (split, O, C_G, taps) buffer summed afterwards — deterministic, unlike atomics.
 
-The main loops divide nothing: rows are split into coordinates once, before the loop; taps
-and channel blocks advance by scalar counters, each step adding one scalar offset per operand
-tile; the weight gradient's pairs advance by BLOCK_K digit by digit with carries. Reduction
-masks are dropped where every block is whole (``WHOLE_BLOCKS``); GEMM rows (and the forward's
-output channels) past the end repeat the last one instead of being masked out of the loads.
+The main loops divide nothing: rows are split into coordinates and operand addresses once,
+before the loop; taps and channel blocks advance by scalar counters, each step adding one
+offset along the reduction to those bases; the weight gradient's pairs advance by BLOCK_K
+digit by digit with carries. Reduction masks are dropped where every block is whole
+(``WHOLE_BLOCKS``); GEMM rows (and the forward's output channels) past the end repeat the last
+one instead of being masked out of the loads.
 
 Accumulation is in float32 (float64 for float64 inputs); float32 dots use TF32 only where
 ``torch.backends.cudnn.allow_tf32`` would let torch's convolution do so. Offsets are int64
@@ -71,8 +72,8 @@ _GEMM_SPACE = [
     (32, 32, 16, 2, 5),
 ]
 _CONFIGS = configs(_GEMM_SPACE)
-# Split-K chunks are whole multiples of every config's BLOCK_K; so are the channel counts for
-# which the GEMM loops drop their reduction mask (WHOLE_BLOCKS).
+# Split-K chunks are whole multiples of every config's BLOCK_K; so are the reduction lengths
+# (channels per group, the weight gradient's N·P) for which the loops drop their mask (WHOLE_BLOCKS).
 _K_ALIGN = max(config.kwargs["BLOCK_K"] for config in _CONFIGS)
 
 
@@ -331,6 +332,8 @@ def conv_weight_grad_kernel(
         inside = pair_mask & _within(id_, ID) & _within(ih, IH) & _within(iw, IW)
         a = tl.load(dy_rows[:, None] + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[None, :],
                     mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
+        # x's tile as (channels, pairs), transposed for the dot: its pairs then share dy's
+        # layout, so their coordinates are computed and advanced once for both operands.
         b_t = tl.load(x_cols[:, None] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[None, :],
                       mask=chan_mask[:, None] & inside[None, :], other=0.0)
         acc = mma(a, tl.trans(b_t), acc, PRECISION)
