@@ -23,6 +23,8 @@ input-grad   dX[n, c, i] = Σ_{o, j : i + lo − j·d = p·s, 0 ≤ p < P} δ[n,
     i = i₀(ρ) + q·s, × input channels g·C_G + t·BLOCK_N…; its loop walks (phase tap, block of
     O_G): A[(n, q), o] = δ[n, g·O_G + o, (i + lo − j·d)/s] (exact division; outside [0, P)
     masked), B[o, c] = W[g·O_G + o, c, j]. The 180° rotation of W is the minus sign on j·d.
+    Phase tap t, j = j₀ + t·s/gcd(s, d), reads p = (i + lo − j₀·d)/s − t·d/gcd(s, d): one
+    division per row, before the loop.
     Epilogue: + b[c] (ConvTranspose's bias), store.
 
 weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
@@ -31,6 +33,13 @@ weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
     split k's chunk of (n, p) (split-K: CHUNK pairs each), in an fp32 (float64: fp64)
     accumulator. With one split it stores dW directly; with more, each split stores its partial
     sum in a (split, O, C_G, taps) buffer summed afterwards — deterministic, unlike atomics.
+
+The main loops divide nothing: rows are split into coordinates and operand addresses once,
+before the loop; taps and channel blocks advance by scalar counters, each step adding one
+offset along the reduction to those bases; the weight gradient's pairs advance by BLOCK_K
+digit by digit with carries. Reduction masks are dropped where every block is whole
+(``WHOLE_BLOCKS``); GEMM rows (and the forward's output channels) past the end repeat the last
+one instead of being masked out of the loads.
 
 Accumulation is in float32 (float64 for float64 inputs); float32 dots use TF32 only where
 ``torch.backends.cudnn.allow_tf32`` would let torch's convolution do so. Offsets are int64
@@ -63,7 +72,8 @@ _GEMM_SPACE = [
     (32, 32, 16, 2, 5),
 ]
 _CONFIGS = configs(_GEMM_SPACE)
-# Split-K chunks are whole multiples of every config's BLOCK_K.
+# Split-K chunks are whole multiples of every config's BLOCK_K; so are the reduction lengths
+# (channels per group, the weight gradient's N·P) for which the loops drop their mask (WHOLE_BLOCKS).
 _K_ALIGN = max(config.kwargs["BLOCK_K"] for config in _CONFIGS)
 
 
@@ -79,6 +89,46 @@ def _epilogue(acc, out_rows, channels, stride_c, row_mask, channel_mask, bias, H
              mask=row_mask[:, None] & channel_mask[None, :])
 
 
+@triton.jit
+def _zero(INT64: tl.constexpr):
+    """A scalar 0 to count with, int64 when INT64 (a loop-carried value keeps its type)."""
+    zero = tl.zeros((), dtype=tl.int32)
+    if INT64:
+        zero = zero.to(tl.int64)
+    return zero
+
+
+@triton.jit
+def _within(index, size):
+    """0 ≤ index < size, as one unsigned comparison: a negative index wraps past any size."""
+    if index.dtype == tl.int64:
+        wrapped = index.to(tl.uint64, bitcast=True)
+    else:
+        wrapped = index.to(tl.uint32, bitcast=True)
+    return wrapped < size
+
+
+@triton.jit
+def _next_step(kd, kh, kw, inner, KD, KH, KW, INNER):
+    """The (tap, inner block) after (kd, kh, kw, inner) in row-major order over (KD, KH, KW,
+    INNER). A kernel size equal to 1 is a constexpr (a launch specialises 1): its counter stays
+    0 and the carry passes on, so 1-d, 2-d and 1×1 problems count only the dims they have."""
+    inner += 1
+    carry = inner == INNER
+    inner = tl.where(carry, 0, inner)
+    if KW != 1:
+        kw += carry.to(kw.dtype)
+        carry = kw == KW
+        kw = tl.where(carry, 0, kw)
+    if KH != 1:
+        kh += carry.to(kh.dtype)
+        carry = kh == KH
+        kh = tl.where(carry, 0, kh)
+    if KD != 1:
+        kd += carry.to(kd.dtype)
+    return kd, kh, kw, inner
+
+
 @triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc"])
 @triton.jit
 def conv_forward_kernel(
@@ -90,7 +140,7 @@ def conv_forward_kernel(
     stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
     stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
-    INT64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # Axis 0 holds (group, row block): axes 1 and 2 launch at most 65,535 programs.
     row_blocks = tl.cdiv(M, BLOCK_M)
@@ -101,26 +151,35 @@ def conv_forward_kernel(
         g = g.to(tl.int64)
     row_mask = rows < M
     out_mask = outs < O_G
-    n, pd, ph, pw = unflatten(rows, PD, PH, PW)
-    x_rows = x + n * stride_xn + g * C_G * stride_xc
-    w_cols = w + (g * O_G + outs) * stride_wo
+    # Rows past M and channels past O_G repeat the last ones: their loads need no mask (a
+    # GEMM row or column depends on its own A row or B column only), the epilogue drops them.
+    n, pd, ph, pw = unflatten(tl.minimum(rows, M - 1), PD, PH, PW)
+    # Input coordinates of tap j = 0; tap j adds the scalar j·d, its address j·d·stride.
+    id0 = pd * SD - LD
+    ih0 = ph * SH - LH
+    iw0 = pw * SW - LW
+    x_rows = x + n * stride_xn + g * C_G * stride_xc + id0 * stride_xd + ih0 * stride_xh + iw0 * stride_xw
+    w_cols = w + (g * O_G + tl.minimum(outs, O_G - 1)) * stride_wo
+    k = tl.arange(0, BLOCK_K)
     channel_blocks = tl.cdiv(C_G, BLOCK_K)
+    kd, kh, kw, channel_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     # One loop over (tap, channel block), not two nested ones: software pipelining
     # (num_stages) then runs across taps too, which matters when C_G fits in one block.
-    for step in range(trips(KD * KH * KW * channel_blocks)):
-        _, kd, kh, kw = unflatten(step // channel_blocks, KD, KH, KW)
-        id_ = pd * SD - LD + kd * DD
-        ih = ph * SH - LH + kh * DH
-        iw = pw * SW - LW + kw * DW
-        inside = row_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
-        channels = block(step % channel_blocks, BLOCK_K, INT64)
-        channel_mask = channels < C_G
-        a = tl.load(x_rows[:, None] + (id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None]
-                    + channels[None, :] * stride_xc, mask=inside[:, None] & channel_mask[None, :], other=0.0)
-        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww)
-                    + channels[:, None] * stride_wc, mask=channel_mask[:, None] & out_mask[None, :], other=0.0)
+    # The tap advances by scalar counters: no division in the loop, and each operand's step is
+    # its row (column) bases plus one offset vector along the reduction.
+    for _ in range(trips(KD * KH * KW * channel_blocks)):
+        inside = (_within(id0 + kd * DD, ID) & _within(ih0 + kh * DH, IH)
+                  & _within(iw0 + kw * DW, IW))
+        c0 = channel_block * BLOCK_K
+        channel_mask = (k < C_G - c0) | WHOLE_BLOCKS
+        a = tl.load(x_rows[:, None] + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw
+                                       + (c0 + k) * stride_xc)[None, :],
+                    mask=inside[:, None] & channel_mask[None, :], other=0.0)
+        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww + (c0 + k) * stride_wc)[:, None],
+                    mask=channel_mask[:, None], other=0.0)
         acc = mma(a, b, acc, PRECISION)
+        kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KD, KH, KW, channel_blocks)
     y_rows = y + n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw
     _epilogue(acc, y_rows, g * O_G + outs, stride_yc, row_mask, out_mask, bias, HAS_BIAS, ACTIVATION)
 
@@ -141,6 +200,13 @@ def _first_position(rho, LO, S):
     return ((rho - LO) % S + S) % S
 
 
+@triton.jit
+def _first_output(i, LO, J0, S, DIL):
+    """p = (i + lo − j₀·d)/s: the output position tap j₀ takes position i from (exact when the
+    phase has taps; C's truncating division, which equals the floor there)."""
+    return (i + LO - J0 * DIL) // S
+
+
 @triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc"])
 @triton.jit
 def conv_input_grad_kernel(
@@ -153,7 +219,7 @@ def conv_input_grad_kernel(
     stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
     HAS_BIAS: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    WHOLE_BLOCKS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # M rows per phase: (n, qd, qh, qw) over ⌈I/s⌉ per dim; T* = s/gcd(s, d), the tap step.
     # Axis 0 holds (group, phase, row block): axes 1 and 2 launch at most 65,535 programs.
@@ -163,39 +229,63 @@ def conv_input_grad_kernel(
     chans = block(tl.program_id(1), BLOCK_N, INT64)  # input channels within the group
     if INT64:
         g = g.to(tl.int64)
-    n, qd, qh, qw = unflatten(rows, tl.cdiv(ID, SD), tl.cdiv(IH, SH), tl.cdiv(IW, SW))
+    n, qd, qh, qw = unflatten(tl.minimum(rows, M - 1), tl.cdiv(ID, SD), tl.cdiv(IH, SH), tl.cdiv(IW, SW))
     id_ = _first_position(rd, LD, SD) + qd * SD
     ih = _first_position(rh, LH, SH) + qh * SH
     iw = _first_position(rw, LW, SW) + qw * SW
+    # Rows past M repeat the last one, and rows past the input's end (i ≥ I) read in-bounds
+    # positions too: their loads need no row mask, the epilogue drops them. (Channels are not
+    # clamped likewise: that would cost the weight loads their vectorisation along c.)
     row_mask = (rows < M) & (id_ < ID) & (ih < IH) & (iw < IW)
     chan_mask = chans < C_G
     jd, taps_d = _phase_taps(rd, KD, SD, DD, TD)
     jh, taps_h = _phase_taps(rh, KH, SH, DH, TH)
     jw, taps_w = _phase_taps(rw, KW, SW, DW, TW)
-    dy_rows = dy + n * stride_dn + g * O_G * stride_dc
+    # Phase tap t is j = j₀ + t·T, and T·d = s·U with U = d/gcd(s, d): its output position
+    # p = (i + lo − j₀·d)/s − t·U, the division exact (the phase picked j₀) and per row.
+    pd0 = _first_output(id_, LD, jd, SD, DD)
+    ph0 = _first_output(ih, LH, jh, SH, DH)
+    pw0 = _first_output(iw, LW, jw, SW, DW)
+    ud, uh, uw = TD * DD // SD, TH * DH // SH, TW * DW // SW
+    dy_rows = dy + n * stride_dn + g * O_G * stride_dc + pd0 * stride_dd + ph0 * stride_dh + pw0 * stride_dw
     w_cols = w + g * O_G * stride_wo + chans * stride_wc
+    k = tl.arange(0, BLOCK_K)
     out_blocks = tl.cdiv(O_G, BLOCK_K)
+    td, th, tw, out_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for step in range(trips(taps_d * taps_h * taps_w * out_blocks)):
-        _, td, th, tw = unflatten(step // out_blocks, taps_d, taps_h, taps_w)
-        kd = jd + td * TD
-        kh = jh + th * TH
-        kw = jw + tw * TW
-        # p·s = i + lo − j·d exactly (the phase picked the taps); negative: before the start.
-        ps_d = id_ + LD - kd * DD
-        ps_h = ih + LH - kh * DH
-        ps_w = iw + LW - kw * DW
-        pd, ph, pw = ps_d // SD, ps_h // SH, ps_w // SW
-        inside = row_mask & (ps_d >= 0) & (pd < PD) & (ps_h >= 0) & (ph < PH) & (ps_w >= 0) & (pw < PW)
-        outs = block(step % out_blocks, BLOCK_K, INT64)
-        out_mask = outs < O_G
-        a = tl.load(dy_rows[:, None] + (pd * stride_dd + ph * stride_dh + pw * stride_dw)[:, None]
-                    + outs[None, :] * stride_dc, mask=inside[:, None] & out_mask[None, :], other=0.0)
-        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww)
-                    + outs[:, None] * stride_wo, mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
+    for _ in range(trips(taps_d * taps_h * taps_w * out_blocks)):
+        inside = _within(pd0 - td * ud, PD) & _within(ph0 - th * uh, PH) & _within(pw0 - tw * uw, PW)
+        o0 = out_block * BLOCK_K
+        out_mask = (k < O_G - o0) | WHOLE_BLOCKS
+        a = tl.load(dy_rows[:, None] + ((o0 + k) * stride_dc - td * ud * stride_dd - th * uh * stride_dh
+                                        - tw * uw * stride_dw)[None, :], mask=inside[:, None] & out_mask[None, :], other=0.0)
+        b = tl.load(w_cols[None, :] + ((jd + td * TD) * stride_wd + (jh + th * TH) * stride_wh + (jw + tw * TW) * stride_ww
+                                       + (o0 + k) * stride_wo)[:, None], mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
         acc = mma(a, b, acc, PRECISION)
+        td, th, tw, out_block = _next_step(td, th, tw, out_block, taps_d, taps_h, taps_w, out_blocks)
     dx_rows = dx + n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw
     _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
+
+
+@triton.jit
+def _advance(n, d, h, w, step_n, step_d, step_h, step_w, D, H, W):
+    """(n, d, h, w) + (step_n, step_d, step_h, step_w) in the mixed radix (·, D, H, W), both
+    normalised (each digit below its radix): a digit sum stays below twice its radix, so one
+    subtraction per digit carries."""
+    w += step_w
+    carry = w >= W
+    w = tl.where(carry, w - W, w)
+    # A radix equal to 1 is a constexpr (a launch specialises 1): 1-d and 2-d problems skip
+    # their unit digits, which would only pass the carry on.
+    if H != 1:
+        h += step_h + carry.to(h.dtype)
+        carry = h >= H
+        h = tl.where(carry, h - H, h)
+    if D != 1:
+        d += step_d + carry.to(d.dtype)
+        carry = d >= D
+        d = tl.where(carry, d - D, d)
+    return n + step_n + carry.to(n.dtype), d, h, w
 
 
 @triton.autotune(configs=_CONFIGS, key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc"])
@@ -208,7 +298,7 @@ def conv_weight_grad_kernel(
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
     stride_ws, stride_wo, stride_wc, stride_wt,
-    ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
+    ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     out_blocks = tl.cdiv(O_G, BLOCK_M)
@@ -228,20 +318,26 @@ def conv_weight_grad_kernel(
     x_cols = x + (g * C_G + chans) * stride_xc
     start = split * CHUNK
     end = tl.minimum(start + CHUNK, NP)
+    # The step's pairs (n, pd, ph, pw), divided out once here: each step adds BLOCK_K to them
+    # digit by digit with carries (_advance), no division in the loop.
+    k = tl.arange(0, BLOCK_K)
+    n, pd, ph, pw = unflatten(start + k, PD, PH, PW)
+    step_n, step_d, step_h, step_w = unflatten(_zero(INT64) + BLOCK_K, PD, PH, PW)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    for k in range(trips(start), trips(end), BLOCK_K):
-        pairs = k + tl.arange(0, BLOCK_K)  # reduction index (n, pd, ph, pw)
-        pair_mask = pairs < end
-        n, pd, ph, pw = unflatten(pairs, PD, PH, PW)
-        id_ = pd * SD - LD + kd * DD
-        ih = ph * SH - LH + kh * DH
-        iw = pw * SW - LW + kw * DW
-        inside = pair_mask & (id_ >= 0) & (id_ < ID) & (ih >= 0) & (ih < IH) & (iw >= 0) & (iw < IW)
+    for first in range(trips(start), trips(end), BLOCK_K):
+        pair_mask = (k < end - first) | WHOLE_BLOCKS
+        id_ = pd * SD + (kd * DD - LD)
+        ih = ph * SH + (kh * DH - LH)
+        iw = pw * SW + (kw * DW - LW)
+        inside = pair_mask & _within(id_, ID) & _within(ih, IH) & _within(iw, IW)
         a = tl.load(dy_rows[:, None] + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[None, :],
                     mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
-        b = tl.load(x_cols[None, :] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[:, None],
-                    mask=inside[:, None] & chan_mask[None, :], other=0.0)
-        acc = mma(a, b, acc, PRECISION)
+        # x's tile as (channels, pairs), transposed for the dot: its pairs then share dy's
+        # layout, so their coordinates are computed and advanced once for both operands.
+        b_t = tl.load(x_cols[:, None] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[None, :],
+                      mask=chan_mask[:, None] & inside[None, :], other=0.0)
+        acc = mma(a, tl.trans(b_t), acc, PRECISION)
+        n, pd, ph, pw = _advance(n, pd, ph, pw, step_n, step_d, step_h, step_w, PD, PH, PW)
     dw_tile = dw + split * stride_ws + (g * O_G + outs)[:, None] * stride_wo + chans[None, :] * stride_wc + tap * stride_wt
     tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & chan_mask[None, :])
 
@@ -273,6 +369,7 @@ def conv_forward(input, weight, bias, geometry, activation=None):
             *strides_3d(input), *strides_3d(weight), *strides_3d(output),
             HAS_BIAS=bias is not None, ACTIVATION=activation or "", ACC=accumulator(input.dtype),
             PRECISION=dot_precision(input.dtype), INT64=needs_int64(input, weight, output),
+            WHOLE_BLOCKS=(input.shape[1] // groups) % _K_ALIGN == 0,
         )
     return output
 
@@ -296,6 +393,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
             *strides_3d(grad_output), *strides_3d(weight), *strides_3d(grad_input),
             HAS_BIAS=bias is not None, ACC=accumulator(grad_output.dtype),
             PRECISION=dot_precision(grad_output.dtype), INT64=needs_int64(grad_output, weight, grad_input),
+            WHOLE_BLOCKS=(grad_output.shape[1] // groups) % _K_ALIGN == 0,
         )
     return grad_input
 
@@ -343,7 +441,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
             *sizes_3d(input), *sizes_3d(grad_output), *pad_front(kernel_size, 1), *stride, *low, *dilation,
             *strides_3d(input), *strides_3d(grad_output), *target_strides,
             ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype),
-            INT64=needs_int64(input, grad_output, target),
+            INT64=needs_int64(input, grad_output, target), WHOLE_BLOCKS=pairs % _K_ALIGN == 0,
         )
     if splits > 1:
         weight_grad.copy_(target.sum(0).view_as(weight_grad))
