@@ -417,7 +417,7 @@ class Sm90:
 
 if not torch.cuda.is_available():  # no device to ask
     triton.runtime.driver.set_active(Sm90())
-    conv._multiprocessors = lambda device: 132
+    conv.multiprocessors = lambda device: 132
 ops.define_triton_operators()
 CF = torch.contiguous_format
 

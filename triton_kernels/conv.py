@@ -47,7 +47,6 @@ when a tensor can hold offsets past int32 (``INT64``).
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -55,7 +54,7 @@ import triton
 import triton.language as tl
 
 from ._common import (
-    accumulator, block, configs, device_guard, dot_precision, empty_like_layout, mma, needs_int64,
+    accumulator, block, configs, device_guard, dot_precision, empty_like_layout, mma, multiprocessors, needs_int64,
     pad_front, sizes_3d, strides_3d, traceable, trips, unflatten,
 )
 
@@ -398,15 +397,10 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     return grad_input
 
 
-@functools.cache
-def _multiprocessors(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
-
-
 def _split_k(tiles: int, pairs: int, device: torch.device) -> int:
     """Splits of the N·P reduction: enough programs for two waves on the GPU, each split
     keeping at least 1024 pairs (fewer would make the partial sums cost more than they save)."""
-    return max(1, min(triton.cdiv(2 * _multiprocessors(device), tiles), pairs // 1024))
+    return max(1, min(triton.cdiv(2 * multiprocessors(device), tiles), pairs // 1024))
 
 
 def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
