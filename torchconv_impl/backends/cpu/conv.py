@@ -315,35 +315,18 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     over the batch and positions being the GEMM's reduction dimension. Plane-span columns
     need a finite x (gap columns hold 0·x). In the row form dW is the band of Aᵀ·δ; the
     entries off the band, which B's zeros would meet, are computed and dropped.
-
-    The product is taken in the orientation CPU BLAS runs faster (``_transposed_weight_grad``):
-    dW_gᵀ = cols_g · δ_gᵀ when the O/G output channels fill a vector register.
     """
     groups = geometry.groups
     x_pad = _padded(input, geometry)
     if _row_form(x_pad.shape[1], grad_output.shape[1], kernel_size, x_pad.shape[2:], grad_output.shape[2:], input, geometry):
         return _conv_weight_grad_by_rows(x_pad, grad_output, kernel_size)
     columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gap_operand=input)
-    out_per_group, in_per_group = grad_output.shape[1] // groups, input.shape[1] // groups
-    transposed = _transposed_weight_grad(out_per_group, in_per_group * prod(kernel_size), input)
-    grad = None  # (G, O/G, C/G·K), or its transpose, summed over the batch's chunks
+    grad = None  # (G, O/G, C/G·K), summed over the batch's chunks
     for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
-        cols = _columns(x_pad[chunk], kernel_size, geometry, columns)
+        cols_t = _columns(x_pad[chunk], kernel_size, geometry, columns).transpose(1, 2)
         delta = _delta_rows(grad_output[chunk], columns, groups)
-        left, right = (cols, delta.transpose(1, 2)) if transposed else (delta, cols.transpose(1, 2))
-        grad = torch.bmm(left, right) if grad is None else grad.baddbmm_(left, right)
-    if transposed:
-        grad = grad.transpose(1, 2)
-    return grad.reshape(grad_output.shape[1], in_per_group, *kernel_size)
-
-
-def _transposed_weight_grad(out_per_group: int, rows_per_group: int, like: torch.Tensor) -> bool:
-    """Whether to compute dWᵀ = cols·δᵀ, (C/G·K, O/G), rather than dW = δ·colsᵀ. Both have a long
-    reduction (N·L); MKL's single-thread GEMM runs the first up to 3× faster when O/G fills at
-    least one 64-byte vector register and is at most C/G·K — LeNet's C3, 16 × 150: 0.39 ms
-    against 0.84 ms at batch 64 — and the second faster when O/G is smaller (C1's 6 × 25: 0.55
-    against 0.64 ms) or the larger of the two. Measured over O/G of 6 to 120, C/G·K of 25 to 576."""
-    return out_per_group * like.element_size() >= 64 and out_per_group <= rows_per_group
+        grad = torch.bmm(delta, cols_t) if grad is None else grad.baddbmm_(delta, cols_t)
+    return grad.view(grad_output.shape[1], input.shape[1] // groups, *kernel_size)
 
 
 def _conv_weight_grad_by_rows(x_pad, grad_output, kernel_size):
