@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
 
 import torchconv_impl  # noqa: E402
 import torchconv_impl.functional as F  # noqa: E402
@@ -109,6 +109,20 @@ def test_nchw_convolutions_reach_the_kernels_channels_last(monkeypatch, op):
         (args, _, _), = records
         operands = [a for a in args[:2] if isinstance(a, torch.Tensor)]
         assert all(t.stride(1) == 1 for t in operands), (name, [t.stride() for t in operands])
+
+
+def test_autotuning_keeps_the_tiles_that_fit():
+    """The tuner's early prune drops tiles wider than the problem (rounded up to a power of two,
+    at least 16): 64 output channels keep BLOCK_N ≤ 64; a tiny problem keeps the smallest tile;
+    a symbolic size prunes nothing."""
+    space = [triton.Config(dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=32)) for m, n in ((128, 128), (128, 64), (64, 64), (32, 32))]
+    prune = conv_kernels._fitting("M", "O_G")
+    blocks = lambda configs: [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in configs]  # noqa: E731
+    assert blocks(prune(space, dict(M=100352, O_G=64))) == [(128, 64), (64, 64), (32, 32)]
+    assert blocks(prune(space, dict(M=40, O_G=100))) == [(64, 64), (32, 32)]
+    assert blocks(prune(space, dict(M=3, O_G=3))) == [(32, 32)]
+    assert blocks(prune(space[:2], dict(M=3, O_G=3))) == [(128, 64)]
+    assert blocks(prune(space, dict(M=torch.SymInt, O_G=64))) == blocks(space)
 
 
 def test_conv_forward_kernel_fused_relu():

@@ -63,6 +63,7 @@ from ._common import (
 _GEMM_SPACE = [
     (128, 128, 32, 8, 3),
     (128, 128, 64, 8, 3),
+    (128, 64, 64, 4, 3),  # 64-channel layers: a whole 64-wide N and a 64-deep step
     (128, 64, 32, 4, 4),
     (64, 128, 32, 4, 4),
     (64, 64, 32, 4, 4),
@@ -74,6 +75,24 @@ _CONFIGS = configs(_GEMM_SPACE)
 # Split-K chunks are whole multiples of every config's BLOCK_K; so are the reduction lengths
 # (channels per group, the weight gradient's N·P) for which the loops drop their mask (WHOLE_BLOCKS).
 _K_ALIGN = max(config.kwargs["BLOCK_K"] for config in _CONFIGS)
+
+
+def _fitting(rows: str, columns: str):
+    """An ``early_config_prune`` keeping the configs whose tile fits the problem: BLOCK_M at most
+    the argument ``rows`` and BLOCK_N at most ``columns``, each rounded up to a power of two
+    (at least 16). A bigger tile computes the same outputs with idle lanes, and tuning it
+    costs a compile. With none fitting, the smallest tile. A size that is not a plain int
+    (a symbolic one, while Inductor tunes) prunes nothing."""
+
+    def prune(configs, named_args, **kwargs):
+        limits = {block: named_args[name] for block, name in (("BLOCK_M", rows), ("BLOCK_N", columns))}
+        if not all(type(limit) is int for limit in limits.values()):
+            return configs
+        limits = {block: max(16, triton.next_power_of_2(limit)) for block, limit in limits.items()}
+        fitting = [config for config in configs if all(config.kwargs[block] <= limit for block, limit in limits.items())]
+        return fitting or [min(configs, key=lambda config: config.kwargs["BLOCK_M"] * config.kwargs["BLOCK_N"])]
+
+    return prune
 
 
 @triton.jit
@@ -128,7 +147,10 @@ def _next_step(kd, kh, kw, inner, KD, KH, KW, INNER):
     return kd, kh, kw, inner
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc"])
+# Tuned per problem shape and per compiled variant (the constexprs).
+@triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("M", "O_G")},
+                 key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc",
+                      "HAS_BIAS", "ACTIVATION", "PRECISION", "INT64", "WHOLE_BLOCKS"])
 @triton.jit
 def conv_forward_kernel(
     x, w, bias, y,
@@ -206,7 +228,9 @@ def _first_output(i, LO, J0, S, DIL):
     return (i + LO - J0 * DIL) // S
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc"])
+@triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("M", "C_G")},
+                 key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc",
+                      "HAS_BIAS", "PRECISION", "INT64", "WHOLE_BLOCKS"])
 @triton.jit
 def conv_input_grad_kernel(
     dy, w, bias, dx,
@@ -287,7 +311,8 @@ def _advance(n, d, h, w, step_n, step_d, step_h, step_w, D, H, W):
     return n + step_n + carry.to(n.dtype), d, h, w
 
 
-@triton.autotune(configs=_CONFIGS, key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc"])
+@triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("O_G", "C_G")},
+                 key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc", "PRECISION", "INT64", "WHOLE_BLOCKS"])
 @triton.jit
 def conv_weight_grad_kernel(
     x, dy, dw,
