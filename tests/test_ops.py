@@ -409,7 +409,7 @@ from triton.backends.compiler import GPUTarget
 import torchconv_impl
 from torchconv_impl import functional as F, ops
 from torchconv_impl._geometry import ConvGeometry
-from torchconv_impl.triton_kernels import conv
+from torchconv_impl.triton_kernels import conv, depthwise
 
 class Sm90:
     def get_current_target(self):
@@ -417,14 +417,17 @@ class Sm90:
 
 if not torch.cuda.is_available():  # no device to ask
     triton.runtime.driver.set_active(Sm90())
-    conv.multiprocessors = lambda device: 132
+    conv.multiprocessors = depthwise.multiprocessors = lambda device: 132
 ops.define_triton_operators()
 CF = torch.contiguous_format
 
-def network(x, w, b):
+def network(x, w, b, w_depthwise):
     y = F.conv2d(x, w, b, padding=1)
     t = F.conv_transpose2d(y, w, stride=2)
     dw = ops.conv_weight_grad(x, y, (3, 3), ConvGeometry((1, 1), ((1, 1), (1, 1)), (1, 1), 1), "triton")
+    y_depthwise = F.conv2d(x, w_depthwise, padding=1, groups=4)
+    t_depthwise = F.conv_transpose2d(y_depthwise, w_depthwise, stride=2, groups=4)
+    dw_depthwise = ops.conv_weight_grad(x, y_depthwise, (3, 3), ConvGeometry((1, 1), ((1, 1), (1, 1)), (1, 1), 4), "triton")
     m, indices = F.max_pool2d(y, 2, return_indices=True)
     dm = ops.max_pool_backward(m, indices, [8, 8], ops.pool_geometry((2, 2), (2, 2), (0, 0), ceil_mode=False), CF, "triton")
     am, _ = F.adaptive_max_pool2d(y, 3, return_indices=True)
@@ -432,13 +435,14 @@ def network(x, w, b):
     da = ops.avg_pool_backward(a, [8, 8], ops.pool_geometry((3, 3), (2, 2), (1, 1), ceil_mode=False), True, None, CF, "triton")
     g = F.adaptive_avg_pool2d(y, 2)
     dg = ops.adaptive_avg_pool_backward(g, [8, 8], CF, "triton")
-    return t.sum() + dw.sum() + dm.sum() + am.sum() + da.sum() + dg.sum()
+    return t.sum() + dw.sum() + t_depthwise.sum() + dw_depthwise.sum() + dm.sum() + am.sum() + da.sum() + dg.sum()
 
 graphs = []
 with FakeTensorMode() as mode:
     x, w, b = torch.empty(2, 4, 8, 8, device="cuda"), torch.empty(4, 4, 3, 3, device="cuda"), torch.empty(4, device="cuda")
+    w_depthwise = torch.empty(4, 1, 3, 3, device="cuda")
 with torchconv_impl.use_backend("triton"), mode:
-    aot_function(network, fw_compiler=lambda gm, _: graphs.append(gm) or gm)(x, w, b)
+    aot_function(network, fw_compiler=lambda gm, _: graphs.append(gm) or gm)(x, w, b, w_depthwise)
 launches, operators = [], []
 for node in graphs[0].graph.nodes:
     if node.target is torch.ops.higher_order.triton_kernel_wrapper_functional:
@@ -462,7 +466,8 @@ def test_compile_traces_triton_backend_calls_to_kernel_launches():
     traced = json.loads(result.stdout.strip().splitlines()[-1])
     kernels = [name for name, _ in traced["launches"]]
     assert sorted(kernels) == sorted([
-        "conv_forward_kernel", "conv_input_grad_kernel", "conv_weight_grad_kernel", "max_pool_forward_kernel",
+        "conv_forward_kernel", "conv_input_grad_kernel", "conv_weight_grad_kernel", "depthwise_forward_kernel",
+        "depthwise_input_grad_kernel", "depthwise_weight_grad_kernel", "max_pool_forward_kernel",
         "max_pool_backward_kernel", "max_pool_forward_kernel", "avg_pool_forward_kernel", "avg_pool_backward_kernel",
         "avg_pool_forward_kernel", "avg_pool_backward_kernel",
     ])  # fmt: skip
