@@ -142,26 +142,16 @@ def test_conv_input_grad_kernel_with_bias_matches_conv_transpose():
 
 
 @pytest.mark.parametrize("split_k", [1, 3])
-def test_conv_weight_grad_kernel_split_k(split_k):
-    """Split-K partial sums (three chunks of the N·P = 2·5·4 = 40 reduction) equal one pass."""
-    x = torch.randn(2, 3, 9, 8, device=DEVICE, dtype=torch.float64)
-    dy = torch.randn(2, 4, 5, 4, device=DEVICE, dtype=torch.float64)
-    geometry = _geometry((2, 2), ((1, 1), (0, 0)), (1, 1), 1)
-    weight_grad = conv_kernels.conv_weight_grad(x, dy, (3, 2), geometry, split_k=split_k)
-    w = torch.zeros(4, 3, 3, 2, device=DEVICE, dtype=torch.float64, requires_grad=True)
-    expected, = torch.autograd.grad(TF.conv2d(x, w, stride=2, padding=(1, 0)), w, dy)
-    assert_close(weight_grad, expected)
-
-
-@pytest.mark.parametrize("splits", [1, 3])
-def test_depthwise_weight_grad_kernel_splits(splits):
-    """Partial sums over three chunks of the N·P = 2·5·4 = 40 rows equal one pass (multiplier 2)."""
+@pytest.mark.parametrize("kernels, groups", [(conv_kernels, 1), (depthwise_kernels, 3)], ids=["implicit_gemm", "depthwise"])
+def test_weight_grad_kernel_split_k(kernels, groups, split_k):
+    """Split-K partial sums (three chunks of the N·P = 2·5·4 = 40 reduction) equal one pass;
+    the depthwise family with a channel multiplier of 2."""
     x = torch.randn(2, 3, 9, 8, device=DEVICE, dtype=torch.float64)
     dy = torch.randn(2, 6, 5, 4, device=DEVICE, dtype=torch.float64)
-    geometry = _geometry((2, 2), ((1, 1), (0, 0)), (1, 1), 3)
-    weight_grad = depthwise_kernels.conv_weight_grad(x, dy, (3, 2), geometry, splits=splits)
-    w = torch.zeros(6, 1, 3, 2, device=DEVICE, dtype=torch.float64, requires_grad=True)
-    expected, = torch.autograd.grad(TF.conv2d(x, w, stride=2, padding=(1, 0), groups=3), w, dy)
+    geometry = _geometry((2, 2), ((1, 1), (0, 0)), (1, 1), groups)
+    weight_grad = kernels.conv_weight_grad(x, dy, (3, 2), geometry, split_k=split_k)
+    w = torch.zeros(6, 3 // groups, 3, 2, device=DEVICE, dtype=torch.float64, requires_grad=True)
+    expected, = torch.autograd.grad(TF.conv2d(x, w, stride=2, padding=(1, 0), groups=groups), w, dy)
     assert_close(weight_grad, expected)
 
 
@@ -222,7 +212,7 @@ def test_int64_offsets_path(monkeypatch):
     weight_grad = conv_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 2), split_k=2)
     w = torch.zeros(4, 2, 2, 2, device=DEVICE, requires_grad=True)
     assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=2), w, dy)[0])
-    weight_grad = depthwise_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 4), splits=2)
+    weight_grad = depthwise_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 4), split_k=2)
     w = torch.zeros(4, 1, 2, 2, device=DEVICE, requires_grad=True)
     assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=4), w, dy)[0])
     assert {name for name, _ in launches} == {name for names in KERNELS.values() for name in names}

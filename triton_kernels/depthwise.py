@@ -221,18 +221,18 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
 _ROWS_PER_SPLIT = 4096
 
 
-def conv_weight_grad(input, grad_output, kernel_size, geometry, splits=None):
-    """dW = x ⋆ δ for C_G = 1, shaped (O, 1, *kernel_size). ``splits``: number of N·P chunks
+def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
+    """dW = x ⋆ δ for C_G = 1, shaped (O, 1, *kernel_size). ``split_k``: number of N·P chunks
     (default: enough programs to fill a GPU twice over)."""
     out_channels, taps = grad_output.shape[1], math.prod(kernel_size)
     rows = grad_output.shape[0] * math.prod(grad_output.shape[2:])
     weight_grad = input.new_empty((out_channels, 1, *kernel_size))
     if weight_grad.numel() == 0 or rows == 0:
         return weight_grad.zero_()
-    if splits is None:
+    if split_k is None:
         programs = 2 * multiprocessors(input.device)
-        splits = max(1, min(triton.cdiv(programs, taps * triton.cdiv(out_channels, 64)), rows // _ROWS_PER_SPLIT))
-    chunk = triton.cdiv(rows, splits)
+        split_k = max(1, min(triton.cdiv(programs, taps * triton.cdiv(out_channels, 64)), rows // _ROWS_PER_SPLIT))
+    chunk = triton.cdiv(rows, split_k)
     partial = input.new_empty((triton.cdiv(rows, chunk), out_channels, taps), dtype=torch.promote_types(input.dtype, torch.float32))
     stride, low, dilation = _geometry_3d(geometry)
     grid = lambda meta: (taps * triton.cdiv(out_channels, meta["BLOCK_N"]), partial.shape[0])
