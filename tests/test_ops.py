@@ -409,7 +409,7 @@ from triton.backends.compiler import GPUTarget
 import torchconv_impl
 from torchconv_impl import functional as F, ops
 from torchconv_impl._geometry import ConvGeometry
-from torchconv_impl.triton_kernels import conv, depthwise
+from torchconv_impl.triton_kernels import _common
 
 class Sm90:
     def get_current_target(self):
@@ -417,7 +417,7 @@ class Sm90:
 
 if not torch.cuda.is_available():  # no device to ask
     triton.runtime.driver.set_active(Sm90())
-    conv.multiprocessors = depthwise.multiprocessors = lambda device: 132
+    _common.multiprocessors = lambda device: 132
 ops.define_triton_operators()
 CF = torch.contiguous_format
 

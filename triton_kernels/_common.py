@@ -88,6 +88,23 @@ def multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
 
 
+def split_count(tiles: int, length: int, least: int, device: torch.device) -> int:
+    """Splits of a reduction of ``length`` for a grid of ``tiles`` output tiles: enough programs
+    for two waves on the GPU, each split keeping at least ``least`` of the reduction (fewer
+    would make the partial sums cost more than they save)."""
+    return max(1, min(triton.cdiv(2 * multiprocessors(device), tiles), length // least))
+
+
+def geometry_3d(geometry) -> tuple:
+    """A ConvGeometry's stride, low padding and dilation for ``sizes_3d`` problems."""
+    return pad_front(geometry.stride, 1), pad_front((lo for lo, _ in geometry.padding), 0), pad_front(geometry.dilation, 1)
+
+
+def rows_by_channels(rows: int, channels: int):
+    """The launch grid of a kernel tiling rows × channels: (row blocks, channel blocks)."""
+    return lambda meta: (triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(channels, meta["BLOCK_N"]))
+
+
 def device_guard(tensor: torch.Tensor):
     """Kernels launch on the current CUDA device: make it ``tensor``'s. A traced launch (a fake
     tensor) needs none: the compiled code places it."""

@@ -241,7 +241,7 @@ def launch_arguments(variant: Variant) -> dict:
     """The arguments the launcher passes to ``variant.kernel``, by parameter name."""
     module, recorder = _module(variant.kernel), _Recorder()
     h100 = lambda device: H100_MULTIPROCESSORS  # noqa: E731 (meta tensors have no GPU to ask)
-    with _replaced(module, variant.kernel, recorder), _replaced(conv, "multiprocessors", h100), _replaced(depthwise, "multiprocessors", h100):
+    with _replaced(module, variant.kernel, recorder), _replaced(_common, "multiprocessors", h100):
         variant.problem.launch(variant.kernel, DTYPES[variant.dtype], variant.channels_last)
     (args, kwargs), = recorder.calls
     return dict(zip(getattr(module, variant.kernel).fn.arg_names, args)) | kwargs

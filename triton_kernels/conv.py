@@ -54,8 +54,8 @@ import triton
 import triton.language as tl
 
 from ._common import (
-    accumulator, block, configs, device_guard, dot_precision, empty_like_layout, mma, multiprocessors, needs_int64,
-    pad_front, sizes_3d, strides_3d, traceable, trips, unflatten,
+    accumulator, block, configs, device_guard, dot_precision, empty_like_layout, geometry_3d, mma, needs_int64, pad_front,
+    sizes_3d, split_count, strides_3d, traceable, trips, unflatten,
 )
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages): H100-sized tiles, smaller ones for
@@ -366,14 +366,6 @@ def conv_weight_grad_kernel(
     tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & chan_mask[None, :])
 
 
-def _geometry_3d(geometry):
-    """stride, low padding and dilation for ``sizes_3d`` problems."""
-    return (
-        pad_front(geometry.stride, 1),
-        pad_front((lo for lo, _ in geometry.padding), 0),
-        pad_front(geometry.dilation, 1),
-    )
-
 
 def conv_forward(input, weight, bias, geometry, activation=None):
     """y = activation(x ⋆ W + b) (``activation``: None or "relu"), stored like ``input``."""
@@ -383,7 +375,7 @@ def conv_forward(input, weight, bias, geometry, activation=None):
     output = empty_like_layout((batch, out_channels, *output_size), input)
     if output.numel() == 0:
         return output
-    stride, low, dilation = _geometry_3d(geometry)
+    stride, low, dilation = geometry_3d(geometry)
     rows, outs_per_group = batch * math.prod(output_size), out_channels // groups
     grid = lambda meta: (groups * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]))
     with device_guard(input):
@@ -405,7 +397,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     grad_input = empty_like_layout((batch, chans_per_group * groups, *input_size), grad_output)
     if grad_input.numel() == 0:
         return grad_input
-    stride, low, dilation = _geometry_3d(geometry)
+    stride, low, dilation = geometry_3d(geometry)
     tap_step = tuple(s // math.gcd(s, d) for s, d in zip(stride, dilation))
     rows = batch * math.prod(triton.cdiv(i, s) for i, s in zip(sizes_3d(grad_input), stride))  # per phase
     phases = math.prod(stride)
@@ -422,12 +414,6 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     return grad_input
 
 
-def _split_k(tiles: int, pairs: int, device: torch.device) -> int:
-    """Splits of the N·P reduction: enough programs for two waves on the GPU, each split
-    keeping at least 1024 pairs (fewer would make the partial sums cost more than they save)."""
-    return max(1, min(triton.cdiv(2 * multiprocessors(device), tiles), pairs // 1024))
-
-
 def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     """dW = x ⋆ δ, shaped (O, C/G, *kernel_size). ``split_k``: number of N·P chunks (default: heuristic)."""
     groups = geometry.groups
@@ -439,7 +425,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
         return weight_grad.zero_()
     if split_k is None:
         tiles = groups * taps * triton.cdiv(out_channels // groups, 64) * triton.cdiv(chans_per_group, 64)
-        split_k = _split_k(tiles, pairs, input.device)
+        split_k = split_count(tiles, pairs, 1024, input.device)
     chunk = triton.cdiv(triton.cdiv(pairs, split_k), _K_ALIGN) * _K_ALIGN
     splits = triton.cdiv(pairs, chunk)
     # The kernel stores (split, o, c, tap) through four strides: one split writes dW itself
@@ -449,7 +435,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     else:
         target = input.new_empty((splits, out_channels, chans_per_group, taps), dtype=torch.promote_types(input.dtype, torch.float32))
         target_strides = target.stride()
-    stride, low, dilation = _geometry_3d(geometry)
+    stride, low, dilation = geometry_3d(geometry)
     grid = lambda meta: (
         groups * taps * triton.cdiv(out_channels // groups, meta["BLOCK_M"]) * triton.cdiv(chans_per_group, meta["BLOCK_N"]),
         splits,

@@ -33,8 +33,8 @@ import triton
 import triton.language as tl
 
 from ._common import (
-    accumulator, block, configs, device_guard, empty_like_layout, multiprocessors, needs_int64, pad_front, sizes_3d, strides_3d,
-    traceable, trips, unflatten,
+    accumulator, block, configs, device_guard, empty_like_layout, geometry_3d, needs_int64, pad_front, rows_by_channels, sizes_3d,
+    split_count, strides_3d, traceable, trips, unflatten,
 )
 
 # (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound like pooling; wide channel
@@ -163,18 +163,9 @@ def depthwise_weight_grad_kernel(
     tl.store(dw + split * stride_ws + outs * stride_wo + tap * stride_wt, tl.sum(acc, axis=0), mask=out_mask)
 
 
-def _geometry_3d(geometry):
-    """stride, low padding and dilation for ``sizes_3d`` problems."""
-    return pad_front(geometry.stride, 1), pad_front((lo for lo, _ in geometry.padding), 0), pad_front(geometry.dilation, 1)
-
-
 def _weight_strides_3d(weight: torch.Tensor) -> tuple:
     """(o, d, h, w) strides of a (O, 1, *k) kernel (its single input channel needs none)."""
     return (weight.stride(0), *pad_front(weight.stride()[2:], 0))
-
-
-def _grid(rows: int, channels: int):
-    return lambda meta: (triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(channels, meta["BLOCK_N"]))
 
 
 def conv_forward(input, weight, bias, geometry, activation=None):
@@ -184,10 +175,10 @@ def conv_forward(input, weight, bias, geometry, activation=None):
     output = empty_like_layout((batch, out_channels, *output_size), input)
     if output.numel() == 0:
         return output
-    stride, low, dilation = _geometry_3d(geometry)
+    stride, low, dilation = geometry_3d(geometry)
     rows = batch * math.prod(output_size)
     with device_guard(input):
-        traceable(depthwise_forward_kernel, input)[_grid(rows, out_channels)](
+        traceable(depthwise_forward_kernel, input)[rows_by_channels(rows, out_channels)](
             input, weight, bias, output, rows, out_channels, out_channels // input.shape[1],
             *sizes_3d(input), *sizes_3d(output), *sizes_3d(weight), *stride, *low, *dilation,
             *strides_3d(input), *_weight_strides_3d(weight), *strides_3d(output),
@@ -204,10 +195,10 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     grad_input = empty_like_layout((batch, in_channels, *input_size), grad_output)
     if grad_input.numel() == 0:
         return grad_input
-    stride, low, dilation = _geometry_3d(geometry)
+    stride, low, dilation = geometry_3d(geometry)
     rows = batch * math.prod(input_size)
     with device_guard(grad_output):
-        traceable(depthwise_input_grad_kernel, grad_output)[_grid(rows, in_channels)](
+        traceable(depthwise_input_grad_kernel, grad_output)[rows_by_channels(rows, in_channels)](
             grad_output, weight, bias, grad_input, rows, in_channels, out_channels // in_channels,
             *sizes_3d(grad_input), *sizes_3d(grad_output), *sizes_3d(weight), *stride, *low, *dilation,
             *strides_3d(grad_output), *_weight_strides_3d(weight), *strides_3d(grad_input),
@@ -216,8 +207,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     return grad_input
 
 
-# Each split of the weight gradient's N·P rows keeps at least this many: fewer would make the
-# partial sums cost more than they save.
+# Each split of the weight gradient's N·P rows keeps at least this many (``split_count``).
 _ROWS_PER_SPLIT = 4096
 
 
@@ -230,11 +220,10 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     if weight_grad.numel() == 0 or rows == 0:
         return weight_grad.zero_()
     if split_k is None:
-        programs = 2 * multiprocessors(input.device)
-        split_k = max(1, min(triton.cdiv(programs, taps * triton.cdiv(out_channels, 64)), rows // _ROWS_PER_SPLIT))
+        split_k = split_count(taps * triton.cdiv(out_channels, 64), rows, _ROWS_PER_SPLIT, input.device)
     chunk = triton.cdiv(rows, split_k)
     partial = input.new_empty((triton.cdiv(rows, chunk), out_channels, taps), dtype=torch.promote_types(input.dtype, torch.float32))
-    stride, low, dilation = _geometry_3d(geometry)
+    stride, low, dilation = geometry_3d(geometry)
     grid = lambda meta: (taps * triton.cdiv(out_channels, meta["BLOCK_N"]), partial.shape[0])
     with device_guard(input):
         traceable(depthwise_weight_grad_kernel, input)[grid](

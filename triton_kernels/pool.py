@@ -33,18 +33,14 @@ import triton.language as tl
 
 from .._geometry import longest_adaptive_window
 from ._common import (
-    accumulator, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, sizes_3d, strides_3d, traceable, trips,
-    unflatten,
+    accumulator, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, rows_by_channels, sizes_3d, strides_3d,
+    traceable, trips, unflatten,
 )
 
 # (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound, so tiles only need
 # enough rows for NCHW and enough channels for channels-last to read whole cache lines.
 _CONFIGS = configs([(128, 16, 4, 1), (64, 32, 4, 1), (32, 64, 4, 1), (16, 128, 4, 1), (256, 8, 8, 1)], names=("BLOCK_M", "BLOCK_N"))
 _KEY = ["M", "C", "KD", "KH", "KW", "stride_xc"]
-
-
-def _grid(rows: int, channels: int):
-    return lambda meta: (triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(channels, meta["BLOCK_N"]))
 
 
 @triton.jit
@@ -247,7 +243,7 @@ def window_max(input, output_size, kernel_size=None, stride=None, padding=None, 
         kernel_size, stride, padding, dilation = _adaptive_geometry(input.shape[2:], output_size)
     rows = batch * math.prod(output_size)
     with device_guard(input):
-        traceable(max_pool_forward_kernel, input)[_grid(rows, channels)](
+        traceable(max_pool_forward_kernel, input)[rows_by_channels(rows, channels)](
             input, output, indices, rows, channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(dilation, 1),
             *strides_3d(input), *strides_3d(output), *strides_3d(indices),
@@ -274,7 +270,7 @@ def max_pool_backward(grad_output, indices, input_size, kernel_size=None, stride
         holders = [triton.cdiv((k - 1) * d + 1, s) for k, s, d in zip(kernel_size, stride, dilation)]
     rows = batch * math.prod(input_size)
     with device_guard(grad_output):
-        traceable(max_pool_backward_kernel, grad_output)[_grid(rows, channels)](
+        traceable(max_pool_backward_kernel, grad_output)[rows_by_channels(rows, channels)](
             grad_output, indices, grad_input, rows, channels, *sizes_3d(grad_input), *sizes_3d(grad_output),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(holders, 1),
             *strides_3d(grad_output), *strides_3d(indices), *strides_3d(grad_input),
@@ -302,7 +298,7 @@ def window_average(input, output_size, kernel_size=None, stride=None, padding=No
         kernel_size, stride, padding, _ = _adaptive_geometry(input.shape[2:], output_size)
     rows = batch * math.prod(output_size)
     with device_guard(input):
-        traceable(avg_pool_forward_kernel, input)[_grid(rows, channels)](
+        traceable(avg_pool_forward_kernel, input)[rows_by_channels(rows, channels)](
             input, output, rows, channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *strides_3d(input), *strides_3d(output),
             ADAPTIVE=adaptive, COUNT_PAD=count_include_pad and not adaptive, DIVISOR=divisor_override or 0,
@@ -329,7 +325,7 @@ def window_average_backward(grad_output, input_size, kernel_size=None, stride=No
         holders = [triton.cdiv(k, s) for k, s in zip(kernel_size, stride)]
     rows = batch * math.prod(input_size)
     with device_guard(grad_output):
-        traceable(avg_pool_backward_kernel, grad_output)[_grid(rows, channels)](
+        traceable(avg_pool_backward_kernel, grad_output)[rows_by_channels(rows, channels)](
             grad_output, grad_input, rows, channels, *sizes_3d(grad_input), *sizes_3d(grad_output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(holders, 1),
             *strides_3d(grad_output), *strides_3d(grad_input),
