@@ -165,8 +165,29 @@ def test_one_channel_per_group_takes_the_depthwise_kernels(monkeypatch):
     assert {name: len(records) for name, records in calls.items()} == {"conv_forward": 2, "conv_input_grad": 2, "conv_weight_grad": 2}
 
 
+@pytest.mark.parametrize("joint", [False, True], ids=["per_tap", "joint"])
+@pytest.mark.parametrize("op, input_shape, weight_shape, kwargs", [
+    ("conv2d", (2, 3, 11, 10), (5, 3, 7, 7), dict(stride=2, padding=3)),  # the stem: 3 channels, 7×7/2
+    ("conv2d", (2, 6, 9, 9), (17, 6, 5, 5), {}),  # LeNet's C3: 6 channels, 5×5
+    ("conv2d", (1, 20, 5, 6), (3, 20, 3, 2), dict(padding=1)),  # joint steps that cross taps mid-block
+    ("conv1d", (2, 4, 13), (4, 2, 3), dict(dilation=2, padding=1, groups=2)),
+    ("conv3d", (1, 3, 4, 5, 4), (2, 3, 2, 3, 2), dict(stride=(1, 2, 1), padding=1)),
+], ids=["stem", "lenet_c3", "crossing", "1d_groups", "3d"])
+def test_few_channels_reduce_over_taps_and_channels_jointly(monkeypatch, joint, op, input_shape, weight_shape, kwargs):
+    """The forward's reduction and the weight gradient's columns over (tap, channel) jointly
+    (JOINT, for fewer than 16 channels per group) or tap by tap: both give torch's results."""
+    launches = []
+    for name in ("conv_forward_kernel", "conv_weight_grad_kernel"):
+        monkeypatch.setattr(conv_kernels, name, _RecordedLaunches(name, getattr(conv_kernels, name), launches))
+    monkeypatch.setattr(conv_kernels, "_JOINT_BELOW", 64 if joint else 0)
+    x, w, b = _leaf(input_shape, torch.float32), _leaf(weight_shape, torch.float32), _leaf(weight_shape[:1], torch.float32)
+    check_against_torch(getattr(F, op), getattr(TF, op), x, w, b, **kwargs)
+    assert {name for name, _ in launches} == {"conv_forward_kernel", "conv_weight_grad_kernel"}
+    assert all(launch_kwargs["JOINT"] == joint for _, launch_kwargs in launches)
+
+
 class _RecordedLaunches:
-    """Stands in for a kernel: ``kernel[grid](...)`` records (name, INT64) and launches it."""
+    """Stands in for a kernel: ``kernel[grid](...)`` records (name, its keyword arguments) and launches it."""
 
     def __init__(self, name, kernel, launches):
         self.name, self.kernel, self.launches = name, kernel, launches
@@ -175,7 +196,7 @@ class _RecordedLaunches:
         launch = self.kernel[grid]
 
         def recorded(*args, **kwargs):
-            self.launches.append((self.name, kwargs["INT64"]))
+            self.launches.append((self.name, kwargs))
             return launch(*args, **kwargs)
 
         return recorded
@@ -216,7 +237,7 @@ def test_int64_offsets_path(monkeypatch):
     w = torch.zeros(4, 1, 2, 2, device=DEVICE, requires_grad=True)
     assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=4), w, dy)[0])
     assert {name for name, _ in launches} == {name for names in KERNELS.values() for name in names}
-    assert all(int64 for _, int64 in launches)
+    assert all(kwargs["INT64"] for _, kwargs in launches)
 
 
 def test_dot_precision_follows_torch_tf32_flags():

@@ -23,7 +23,7 @@ pytest.importorskip("triton.backends.nvidia")
 from torchconv_impl.triton_kernels import compiled  # noqa: E402
 from torchconv_impl.triton_kernels.compiled import ONE_CHANNEL_PER_GROUP, RESNET50, ConvProblem, PoolProblem, Variant  # noqa: E402
 
-R50_3X3, R50_GLOBAL_AVG = RESNET50[0], RESNET50[5]
+R50_3X3, R50_STEM, R50_GLOBAL_AVG = RESNET50[0], RESNET50[3], RESNET50[5]
 # Tensors past 2³¹ elements (meta tensors: no memory), for which the launchers pick int64 offsets.
 R50_3X3_INT64 = ConvProblem("3×3 64→64 56², batch 12288, bias+ReLU", 12288, 64, 56, 64, 3, bias=True, activation="relu")
 MAX_POOL_INT64 = PoolProblem("max 3×3/2 64×112², batch 4096", "max", 4096, 64, 112, 56, kernel=3, stride=2, padding=1)
@@ -54,6 +54,9 @@ CASES = [
     case("conv_input_grad_kernel", R50_3X3, "bfloat16", True, config=2, sass_per_mma=23.6),
     case("conv_forward_kernel", R50_3X3, "bfloat16", False, sass_per_mma=160.5),  # NCHW: 16-bit scalar loads
     case("conv_forward_kernel", R50_3X3, "float32", True, sass_per_mma=33.5),  # TF32, torch's default for convolutions
+    # The stem's 3 channels: (tap, channel) reduced jointly, a padding mask per element.
+    case("conv_forward_kernel", R50_STEM, "bfloat16", True, sass_per_mma=494.5),
+    case("conv_weight_grad_kernel", R50_STEM, "bfloat16", True, sass_per_mma=170.0),
     # Typing: int64 offsets, bias and ReLU epilogue, float64 (DMMA), adaptive windows,
     # divisor_override, max_pool_backward's gather.
     case("conv_forward_kernel", R50_3X3_INT64, "float16", True, sass_per_mma=70.0),

@@ -13,6 +13,9 @@ forward      y[n, o, p] = Σ_{c, j} x[n, c, p·s − lo + j·d] · W[o, c, j] + 
     rows r·BLOCK_M… × output channels g·O_G + t·BLOCK_N…. One loop walks (tap, channel block):
     for tap j, row (n, p) reads input position i = p·s − lo + j·d (outside [0, I): padding,
     masked to 0), and the channel block is A[(n, p), c] = x[n, g·C_G + c, i], B[c, o] = W[o, c, j].
+    With fewer than 16 channels per group (the stem's 3, LeNet's 6: ``JOINT``) the loop walks
+    the flattened reduction r = tap·C_G + c instead, BLOCK_K of it per step, each element with
+    its own tap and so its own padding mask.
     Epilogue: + b[o], optional ReLU, store in y's dtype.
 
 input-grad   dX[n, c, i] = Σ_{o, j : i + lo − j·d = p·s, 0 ≤ p < P} δ[n, o, p] · W[o, c, j]
@@ -33,6 +36,8 @@ weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
     split k's chunk of (n, p) (split-K: CHUNK pairs each), in an fp32 (float64: fp64)
     accumulator. With one split it stores dW directly; with more, each split stores its partial
     sum in a (split, O, C_G, taps) buffer summed afterwards — deterministic, unlike atomics.
+    With few channels (``JOINT``) a program's columns are (tap, channel) pairs, r = tap·C_G + c
+    over all taps, rather than one tap's channels.
 
 The main loops divide nothing: rows are split into coordinates and operand addresses once,
 before the loop; taps and channel blocks advance by scalar counters, each step adding one
@@ -75,6 +80,11 @@ _CONFIGS = configs(_GEMM_SPACE)
 # Split-K chunks are whole multiples of every config's BLOCK_K; so are the reduction lengths
 # (channels per group, the weight gradient's N·P) for which the loops drop their mask (WHOLE_BLOCKS).
 _K_ALIGN = max(config.kwargs["BLOCK_K"] for config in _CONFIGS)
+# Fewer channels per group than this (the stem's 3, LeNet's 6): the forward's reduction and the
+# weight gradient's columns run over (tap, channel) jointly (JOINT) — per tap, a 16- to 64-wide
+# block would hold a few channels and idle lanes, e.g. 49 steps of 3 useful channels for a
+# 7×7 stem where the joint reduction of 147 takes 5 steps of 32.
+_JOINT_BELOW = 16
 
 
 def _fitting(rows: str, columns: str):
@@ -127,6 +137,16 @@ def _within(index, size):
 
 
 @triton.jit
+def _inside(position, offset, K, SIZE):
+    """0 ≤ position + offset < SIZE for a joint reduction's (row, tap) pairs, ``position`` and
+    ``offset`` broadcasting to them. A kernel size of 1 is a constexpr (a launch specialises 1),
+    and every valid tap's offset is then 0: the row's own check, one per row, not per pair."""
+    if isinstance(K, tl.constexpr) and K == 1:
+        return _within(position, SIZE)
+    return _within(position + offset, SIZE)
+
+
+@triton.jit
 def _next_step(kd, kh, kw, inner, KD, KH, KW, INNER):
     """The (tap, inner block) after (kd, kh, kw, inner) in row-major order over (KD, KH, KW,
     INNER). A kernel size equal to 1 is a constexpr (a launch specialises 1): its counter stays
@@ -147,10 +167,31 @@ def _next_step(kd, kh, kw, inner, KD, KH, KW, INNER):
     return kd, kh, kw, inner
 
 
+@triton.jit
+def _advance(n, d, h, w, step_n, step_d, step_h, step_w, D, H, W):
+    """(n, d, h, w) + (step_n, step_d, step_h, step_w) in the mixed radix (·, D, H, W), both
+    normalised (each digit below its radix): a digit sum stays below twice its radix, so one
+    subtraction per digit carries."""
+    w += step_w
+    carry = w >= W
+    w = tl.where(carry, w - W, w)
+    # A radix equal to 1 is a constexpr (a launch specialises 1): 1-d and 2-d problems skip
+    # their unit digits, which would only pass the carry on.
+    if H != 1:
+        h += step_h + carry.to(h.dtype)
+        carry = h >= H
+        h = tl.where(carry, h - H, h)
+    if D != 1:
+        d += step_d + carry.to(d.dtype)
+        carry = d >= D
+        d = tl.where(carry, d - D, d)
+    return n + step_n + carry.to(n.dtype), d, h, w
+
+
 # Tuned per problem shape and per compiled variant (the constexprs).
 @triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("M", "O_G")},
                  key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc",
-                      "HAS_BIAS", "ACTIVATION", "PRECISION", "INT64", "WHOLE_BLOCKS"])
+                      "HAS_BIAS", "ACTIVATION", "PRECISION", "INT64", "WHOLE_BLOCKS", "JOINT"])
 @triton.jit
 def conv_forward_kernel(
     x, w, bias, y,
@@ -161,7 +202,8 @@ def conv_forward_kernel(
     stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
     stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
-    INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr, JOINT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # Axis 0 holds (group, row block): axes 1 and 2 launch at most 65,535 programs.
     row_blocks = tl.cdiv(M, BLOCK_M)
@@ -182,25 +224,43 @@ def conv_forward_kernel(
     x_rows = x + n * stride_xn + g * C_G * stride_xc + id0 * stride_xd + ih0 * stride_xh + iw0 * stride_xw
     w_cols = w + (g * O_G + tl.minimum(outs, O_G - 1)) * stride_wo
     k = tl.arange(0, BLOCK_K)
-    channel_blocks = tl.cdiv(C_G, BLOCK_K)
-    kd, kh, kw, channel_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
-    # One loop over (tap, channel block), not two nested ones: software pipelining
-    # (num_stages) then runs across taps too, which matters when C_G fits in one block.
-    # The tap advances by scalar counters: no division in the loop, and each operand's step is
-    # its row (column) bases plus one offset vector along the reduction.
-    for _ in range(trips(KD * KH * KW * channel_blocks)):
-        inside = (_within(id0 + kd * DD, ID) & _within(ih0 + kh * DH, IH)
-                  & _within(iw0 + kw * DW, IW))
-        c0 = channel_block * BLOCK_K
-        channel_mask = (k < C_G - c0) | WHOLE_BLOCKS
-        a = tl.load(x_rows[:, None] + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw
-                                       + (c0 + k) * stride_xc)[None, :],
-                    mask=inside[:, None] & channel_mask[None, :], other=0.0)
-        b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww + (c0 + k) * stride_wc)[:, None],
-                    mask=channel_mask[:, None], other=0.0)
-        acc = mma(a, b, acc, PRECISION)
-        kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KD, KH, KW, channel_blocks)
+    if JOINT:
+        # Few channels: the reduction is (tap, channel) flattened, r = tap·C_G + c, BLOCK_K of
+        # it per step — each element its own tap, so its own padding mask per row. The digits
+        # (kd, kh, kw, c) of the step's r advance by BLOCK_K with carries, no division.
+        kd, kh, kw, c = unflatten(k, KH, KW, C_G)
+        step_d, step_h, step_w, step_c = unflatten(_zero(INT64) + BLOCK_K, KH, KW, C_G)
+        reduction = KD * KH * KW * C_G
+        for first in range(0, trips(reduction), BLOCK_K):
+            r_mask = k < reduction - first
+            inside = (_inside(id0[:, None], (kd * DD)[None, :], KD, ID) & _inside(ih0[:, None], (kh * DH)[None, :], KH, IH)
+                      & _inside(iw0[:, None], (kw * DW)[None, :], KW, IW))
+            a = tl.load(x_rows[:, None] + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw
+                                           + c * stride_xc)[None, :], mask=inside & r_mask[None, :], other=0.0)
+            b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww + c * stride_wc)[:, None],
+                        mask=r_mask[:, None], other=0.0)
+            acc = mma(a, b, acc, PRECISION)
+            kd, kh, kw, c = _advance(kd, kh, kw, c, step_d, step_h, step_w, step_c, KH, KW, C_G)
+    else:
+        channel_blocks = tl.cdiv(C_G, BLOCK_K)
+        kd, kh, kw, channel_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
+        # One loop over (tap, channel block), not two nested ones: software pipelining
+        # (num_stages) then runs across taps too, which matters when C_G fits in one block.
+        # The tap advances by scalar counters: no division in the loop, and each operand's step
+        # is its row (column) bases plus one offset vector along the reduction.
+        for _ in range(trips(KD * KH * KW * channel_blocks)):
+            inside = (_within(id0 + kd * DD, ID) & _within(ih0 + kh * DH, IH)
+                      & _within(iw0 + kw * DW, IW))
+            c0 = channel_block * BLOCK_K
+            channel_mask = (k < C_G - c0) | WHOLE_BLOCKS
+            a = tl.load(x_rows[:, None] + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw
+                                           + (c0 + k) * stride_xc)[None, :],
+                        mask=inside[:, None] & channel_mask[None, :], other=0.0)
+            b = tl.load(w_cols[None, :] + (kd * stride_wd + kh * stride_wh + kw * stride_ww + (c0 + k) * stride_wc)[:, None],
+                        mask=channel_mask[:, None], other=0.0)
+            acc = mma(a, b, acc, PRECISION)
+            kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KD, KH, KW, channel_blocks)
     y_rows = y + n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw
     _epilogue(acc, y_rows, g * O_G + outs, stride_yc, row_mask, out_mask, bias, HAS_BIAS, ACTIVATION)
 
@@ -290,56 +350,45 @@ def conv_input_grad_kernel(
     _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
 
 
-@triton.jit
-def _advance(n, d, h, w, step_n, step_d, step_h, step_w, D, H, W):
-    """(n, d, h, w) + (step_n, step_d, step_h, step_w) in the mixed radix (·, D, H, W), both
-    normalised (each digit below its radix): a digit sum stays below twice its radix, so one
-    subtraction per digit carries."""
-    w += step_w
-    carry = w >= W
-    w = tl.where(carry, w - W, w)
-    # A radix equal to 1 is a constexpr (a launch specialises 1): 1-d and 2-d problems skip
-    # their unit digits, which would only pass the carry on.
-    if H != 1:
-        h += step_h + carry.to(h.dtype)
-        carry = h >= H
-        h = tl.where(carry, h - H, h)
-    if D != 1:
-        d += step_d + carry.to(d.dtype)
-        carry = d >= D
-        d = tl.where(carry, d - D, d)
-    return n + step_n + carry.to(n.dtype), d, h, w
-
-
-@triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("O_G", "C_G")},
-                 key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc", "PRECISION", "INT64", "WHOLE_BLOCKS"])
+@triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("O_G", "COLUMNS")},
+                 key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc", "PRECISION", "INT64", "WHOLE_BLOCKS",
+                      "JOINT"])
 @triton.jit
 def conv_weight_grad_kernel(
     x, dy, dw,
-    NP, CHUNK, C_G, O_G,
+    NP, CHUNK, C_G, O_G, COLUMNS,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
     stride_ws, stride_wo, stride_wc, stride_wt,
-    ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr,
+    ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr, JOINT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
+    # COLUMNS: dW's columns per program family — C_G of one tap, or with JOINT (few channels)
+    # all taps' KD·KH·KW·C_G, (tap, channel) flattened, each column with its own tap.
     out_blocks = tl.cdiv(O_G, BLOCK_M)
-    chan_blocks = tl.cdiv(C_G, BLOCK_N)
-    pid = tl.program_id(0)  # (group, tap, channel block, output block): axes 1 and 2 launch at most 65,535
-    g, kd, kh, kw = unflatten(pid // (out_blocks * chan_blocks), KD, KH, KW)
-    tap = (kd * KH + kh) * KW + kw
+    col_blocks = tl.cdiv(COLUMNS, BLOCK_N)
+    pid = tl.program_id(0)  # (group[, tap], column block, output block): axes 1 and 2 launch at most 65,535
     outs = block(pid % out_blocks, BLOCK_M, INT64)  # output channels (rows of dW) in the group
-    chans = block(pid // out_blocks % chan_blocks, BLOCK_N, INT64)  # input channels (columns)
+    cols = block(pid // out_blocks % col_blocks, BLOCK_N, INT64)
+    if JOINT:
+        g = pid // (out_blocks * col_blocks)
+        kd, kh, kw, chans = unflatten(cols, KH, KW, C_G)
+    else:
+        g, kd, kh, kw = unflatten(pid // (out_blocks * col_blocks), KD, KH, KW)
+        chans = cols
+    tap = (kd * KH + kh) * KW + kw
     split = tl.program_id(1)
     if INT64:
         split = split.to(tl.int64)
         g = g.to(tl.int64)
     out_mask = outs < O_G
-    chan_mask = chans < C_G
+    col_mask = cols < COLUMNS
     dy_rows = dy + (g * O_G + outs) * stride_dc
     x_cols = x + (g * C_G + chans) * stride_xc
+    if JOINT:  # each column's own tap: its offset j·d along every dim
+        x_cols += kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw
     start = split * CHUNK
     end = tl.minimum(start + CHUNK, NP)
     # The step's pairs (n, pd, ph, pw), divided out once here: each step adds BLOCK_K to them
@@ -350,21 +399,28 @@ def conv_weight_grad_kernel(
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     for first in range(trips(start), trips(end), BLOCK_K):
         pair_mask = (k < end - first) | WHOLE_BLOCKS
-        id_ = pd * SD + (kd * DD - LD)
-        ih = ph * SH + (kh * DH - LH)
-        iw = pw * SW + (kw * DW - LW)
-        inside = pair_mask & _within(id_, ID) & _within(ih, IH) & _within(iw, IW)
         a = tl.load(dy_rows[:, None] + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[None, :],
                     mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
-        # x's tile as (channels, pairs), transposed for the dot: its pairs then share dy's
+        # x's tile as (columns, pairs), transposed for the dot: its pairs then share dy's
         # layout, so their coordinates are computed and advanced once for both operands.
-        b_t = tl.load(x_cols[:, None] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[None, :],
-                      mask=chan_mask[:, None] & inside[None, :], other=0.0)
+        if JOINT:
+            # The pairs' window corners; each column adds its tap's offset (in x_cols too).
+            id_, ih, iw = pd * SD - LD, ph * SH - LH, pw * SW - LW
+            inside = (col_mask[:, None] & pair_mask[None, :] & _inside(id_[None, :], (kd * DD)[:, None], KD, ID)
+                      & _inside(ih[None, :], (kh * DH)[:, None], KH, IH) & _inside(iw[None, :], (kw * DW)[:, None], KW, IW))
+            b_t = tl.load(x_cols[:, None] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[None, :],
+                          mask=inside, other=0.0)
+        else:
+            id_ = pd * SD + (kd * DD - LD)
+            ih = ph * SH + (kh * DH - LH)
+            iw = pw * SW + (kw * DW - LW)
+            inside = pair_mask & _within(id_, ID) & _within(ih, IH) & _within(iw, IW)
+            b_t = tl.load(x_cols[:, None] + (n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw)[None, :],
+                          mask=col_mask[:, None] & inside[None, :], other=0.0)
         acc = mma(a, tl.trans(b_t), acc, PRECISION)
         n, pd, ph, pw = _advance(n, pd, ph, pw, step_n, step_d, step_h, step_w, PD, PH, PW)
-    dw_tile = dw + split * stride_ws + (g * O_G + outs)[:, None] * stride_wo + chans[None, :] * stride_wc + tap * stride_wt
-    tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & chan_mask[None, :])
-
+    dw_tile = dw + split * stride_ws + (g * O_G + outs)[:, None] * stride_wo + (chans * stride_wc + tap * stride_wt)[None, :]
+    tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & col_mask[None, :])
 
 
 def conv_forward(input, weight, bias, geometry, activation=None):
@@ -385,7 +441,7 @@ def conv_forward(input, weight, bias, geometry, activation=None):
             *strides_3d(input), *strides_3d(weight), *strides_3d(output),
             HAS_BIAS=bias is not None, ACTIVATION=activation or "", ACC=accumulator(input.dtype),
             PRECISION=dot_precision(input.dtype), INT64=needs_int64(input, weight, output),
-            WHOLE_BLOCKS=(input.shape[1] // groups) % _K_ALIGN == 0,
+            WHOLE_BLOCKS=(input.shape[1] // groups) % _K_ALIGN == 0, JOINT=input.shape[1] // groups < _JOINT_BELOW,
         )
     return output
 
@@ -423,8 +479,11 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     weight_grad = input.new_empty((out_channels, chans_per_group, *kernel_size))
     if weight_grad.numel() == 0 or pairs == 0:
         return weight_grad.zero_()
+    joint = chans_per_group < _JOINT_BELOW
+    # Programs per group: one column family of all (tap, channel) pairs (joint), or one per tap.
+    families, columns = (groups, taps * chans_per_group) if joint else (groups * taps, chans_per_group)
     if split_k is None:
-        tiles = groups * taps * triton.cdiv(out_channels // groups, 64) * triton.cdiv(chans_per_group, 64)
+        tiles = families * triton.cdiv(out_channels // groups, 64) * triton.cdiv(columns, 64)
         split_k = split_count(tiles, pairs, 1024, input.device)
     chunk = triton.cdiv(triton.cdiv(pairs, split_k), _K_ALIGN) * _K_ALIGN
     splits = triton.cdiv(pairs, chunk)
@@ -437,16 +496,16 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
         target_strides = target.stride()
     stride, low, dilation = geometry_3d(geometry)
     grid = lambda meta: (
-        groups * taps * triton.cdiv(out_channels // groups, meta["BLOCK_M"]) * triton.cdiv(chans_per_group, meta["BLOCK_N"]),
+        families * triton.cdiv(out_channels // groups, meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"]),
         splits,
     )
     with device_guard(input):
         traceable(conv_weight_grad_kernel, input)[grid](
-            input, grad_output, target, pairs, chunk, chans_per_group, out_channels // groups,
+            input, grad_output, target, pairs, chunk, chans_per_group, out_channels // groups, columns,
             *sizes_3d(input), *sizes_3d(grad_output), *pad_front(kernel_size, 1), *stride, *low, *dilation,
             *strides_3d(input), *strides_3d(grad_output), *target_strides,
             ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype),
-            INT64=needs_int64(input, grad_output, target), WHOLE_BLOCKS=pairs % _K_ALIGN == 0,
+            INT64=needs_int64(input, grad_output, target), WHOLE_BLOCKS=pairs % _K_ALIGN == 0, JOINT=joint,
         )
     if splits > 1:
         weight_grad.copy_(target.sum(0).view_as(weight_grad))
