@@ -155,6 +155,25 @@ def test_weight_grad_kernel_split_k(kernels, groups, split_k):
     assert_close(weight_grad, expected)
 
 
+@pytest.mark.parametrize("split_k, dtype", [(1, torch.float64), (3, torch.float64), (3, torch.bfloat16)])
+def test_forward_and_input_grad_split_k(monkeypatch, split_k, dtype):
+    """Split-K over the reduced channels (40: chunks of 16, 16 and 8 under the interpreter's
+    16-wide blocks), each split's partial sum stored, then added up with the bias and ReLU:
+    equal to one pass. 16-bit partial sums stay in float32 until the total."""
+    epilogues = record_calls(monkeypatch, conv_kernels, "_add_partial_sums")
+    make = lambda *shape: torch.randn(shape, device=DEVICE, dtype=torch.float64)  # noqa: E731
+    x, w, b = make(2, 40, 5, 4), make(6, 40, 3, 3), make(6)
+    dy, w_t, b_t = make(2, 40, 4, 3), make(40, 5, 3, 3), make(5)
+    output = conv_kernels.conv_forward(x.to(dtype), w.to(dtype), b.to(dtype), _geometry((1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+                                       activation="relu", split_k=split_k)
+    grad_input = conv_kernels.conv_input_grad(dy.to(dtype), w_t.to(dtype), (7, 5), b_t.to(dtype),
+                                              _geometry((2, 2), ((1, 1), (1, 1)), (1, 1), 1), split_k=split_k)
+    assert len(epilogues) == (2 if split_k > 1 else 0)
+    rounded = lambda t: t.to(dtype).double()  # noqa: E731
+    assert_close(output.double(), TF.relu(TF.conv2d(rounded(x), rounded(w), rounded(b), padding=1)), dtype=dtype)
+    assert_close(grad_input.double(), TF.conv_transpose2d(rounded(dy), rounded(w_t), rounded(b_t), stride=2, padding=1), dtype=dtype)
+
+
 def test_one_channel_per_group_takes_the_depthwise_kernels(monkeypatch):
     """Depthwise layers and single-channel inputs run the depthwise kernels, forward and both
     gradients; two channels per group run the implicit GEMM."""

@@ -23,7 +23,7 @@ pytest.importorskip("triton.backends.nvidia")
 from torchconv_impl.triton_kernels import compiled  # noqa: E402
 from torchconv_impl.triton_kernels.compiled import ONE_CHANNEL_PER_GROUP, RESNET50, ConvProblem, PoolProblem, Variant  # noqa: E402
 
-R50_3X3, R50_STEM, R50_GLOBAL_AVG = RESNET50[0], RESNET50[3], RESNET50[5]
+R50_3X3, R50_STEM, R50_LATE, R50_GLOBAL_AVG = RESNET50[0], RESNET50[3], RESNET50[4], RESNET50[-1]
 # Tensors past 2³¹ elements (meta tensors: no memory), for which the launchers pick int64 offsets.
 R50_3X3_INT64 = ConvProblem("3×3 64→64 56², batch 12288, bias+ReLU", 12288, 64, 56, 64, 3, bias=True, activation="relu")
 MAX_POOL_INT64 = PoolProblem("max 3×3/2 64×112², batch 4096", "max", 4096, 64, 112, 56, kernel=3, stride=2, padding=1)
@@ -54,6 +54,9 @@ CASES = [
     case("conv_input_grad_kernel", R50_3X3, "bfloat16", True, config=2, sass_per_mma=23.6),
     case("conv_forward_kernel", R50_3X3, "bfloat16", False, sass_per_mma=160.5),  # NCHW: 16-bit scalar loads
     case("conv_forward_kernel", R50_3X3, "float32", True, sass_per_mma=33.5),  # TF32, torch's default for convolutions
+    # A late layer, its forward and input gradient split-K (test_a_late_layer_splits_its_reduction).
+    case("conv_forward_kernel", R50_LATE, "bfloat16", True, sass_per_mma=49.5),
+    case("conv_input_grad_kernel", R50_LATE, "bfloat16", True, sass_per_mma=55.5),
     # The stem's 3 channels: (tap, channel) reduced jointly, a padding mask per element.
     case("conv_forward_kernel", R50_STEM, "bfloat16", True, sass_per_mma=494.5),
     case("conv_weight_grad_kernel", R50_STEM, "bfloat16", True, sass_per_mma=170.0),
@@ -127,6 +130,15 @@ def test_compiles_without_spills_and_with_wgmma(compiled_cases, variant, sass_pe
 @pytest.mark.parametrize("variant, sass_per_mma", [param for param in CASES if param.values[1] is not None])
 def test_main_loop_within_ceiling(compiled_cases, variant, sass_per_mma):
     assert ceiling_failure(compiled_cases[variant], sass_per_mma) is None
+
+
+def test_a_late_layer_splits_its_reduction():
+    """At 7², batch 32, the 3×3 512→512 layer's 52 output tiles of 128×128 would fill 52 of an
+    H100's 132 multiprocessors: its forward and input gradient split their 512 channels in
+    four chunks of 128; the 3×3 64→64 layer at 56² (3,136 tiles) does not split."""
+    for kernel in ("conv_forward_kernel", "conv_input_grad_kernel"):
+        assert compiled.launch_arguments(Variant(kernel, R50_LATE, "bfloat16", True))["CHUNK"] == 128
+        assert compiled.launch_arguments(Variant(kernel, R50_3X3, "bfloat16", True))["CHUNK"] == 64
 
 
 def test_guard_refuses_an_oversized_config(compiled_cases):

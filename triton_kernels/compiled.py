@@ -164,12 +164,14 @@ class DepthwiseProblem:
 
 
 # ResNet-50's layers at batch 32 (torchvision's: the stem, a bottleneck's 1×1 reduction and
-# 3×3, the stride-2 3×3 of stage 2, the stem's max pooling and the head's global average).
+# 3×3, the stride-2 3×3 of stage 2, a 3×3 of the last stage, the stem's max pooling and the
+# head's global average).
 RESNET50 = (
     ConvProblem("3×3 64→64 56²", 32, 64, 56, 64, 3),
     ConvProblem("1×1 256→64 56²", 32, 256, 56, 64, 1),
     ConvProblem("3×3/2 128→128 56²", 32, 128, 56, 128, 3, stride=2),
     ConvProblem("stem 7×7/2 3→64 224²", 32, 3, 224, 64, 7, stride=2),
+    ConvProblem("3×3 512→512 7²", 32, 512, 7, 512, 3),  # a late layer: split-K (4 chunks of 128 channels)
     PoolProblem("max 3×3/2 64×112²", "max", 32, 64, 112, 56, kernel=3, stride=2, padding=1),
     PoolProblem("global avg 2048×7²", "avg", 32, 2048, 7, 1),
 )

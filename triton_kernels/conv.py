@@ -190,17 +190,17 @@ def _advance(n, d, h, w, step_n, step_d, step_h, step_w, D, H, W):
 
 # Tuned per problem shape and per compiled variant (the constexprs).
 @triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("M", "O_G")},
-                 key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc",
+                 key=["M", "C_G", "O_G", "CHUNK", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc",
                       "HAS_BIAS", "ACTIVATION", "PRECISION", "INT64", "WHOLE_BLOCKS", "JOINT"])
 @triton.jit
 def conv_forward_kernel(
     x, w, bias, y,
-    M, C_G, O_G,
+    M, C_G, O_G, CHUNK,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
     stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
-    stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
+    stride_ys, stride_yn, stride_yc, stride_yd, stride_yh, stride_yw,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
     INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr, JOINT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -210,10 +210,14 @@ def conv_forward_kernel(
     rows = block(tl.program_id(0) % row_blocks, BLOCK_M, INT64)  # output positions (n, pd, ph, pw)
     outs = block(tl.program_id(1), BLOCK_N, INT64)  # output channels within the group
     g = tl.program_id(0) // row_blocks
+    split = tl.program_id(2)  # split-K: this program's CHUNK of the group's input channels
     if INT64:
         g = g.to(tl.int64)
+        split = split.to(tl.int64)
     row_mask = rows < M
     out_mask = outs < O_G
+    c_start = split * CHUNK
+    chunk = tl.minimum(CHUNK, C_G - c_start)
     # Rows past M and channels past O_G repeat the last ones: their loads need no mask (a
     # GEMM row or column depends on its own A row or B column only), the epilogue drops them.
     n, pd, ph, pw = unflatten(tl.minimum(rows, M - 1), PD, PH, PW)
@@ -221,14 +225,15 @@ def conv_forward_kernel(
     id0 = pd * SD - LD
     ih0 = ph * SH - LH
     iw0 = pw * SW - LW
-    x_rows = x + n * stride_xn + g * C_G * stride_xc + id0 * stride_xd + ih0 * stride_xh + iw0 * stride_xw
-    w_cols = w + (g * O_G + tl.minimum(outs, O_G - 1)) * stride_wo
+    x_rows = x + n * stride_xn + (g * C_G + c_start) * stride_xc + id0 * stride_xd + ih0 * stride_xh + iw0 * stride_xw
+    w_cols = w + (g * O_G + tl.minimum(outs, O_G - 1)) * stride_wo + c_start * stride_wc
     k = tl.arange(0, BLOCK_K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     if JOINT:
         # Few channels: the reduction is (tap, channel) flattened, r = tap·C_G + c, BLOCK_K of
         # it per step — each element its own tap, so its own padding mask per row. The digits
-        # (kd, kh, kw, c) of the step's r advance by BLOCK_K with carries, no division.
+        # (kd, kh, kw, c) of the step's r advance by BLOCK_K with carries, no division. (Never
+        # split: one chunk holds every channel.)
         kd, kh, kw, c = unflatten(k, KH, KW, C_G)
         step_d, step_h, step_w, step_c = unflatten(_zero(INT64) + BLOCK_K, KH, KW, C_G)
         reduction = KD * KH * KW * C_G
@@ -243,7 +248,7 @@ def conv_forward_kernel(
             acc = mma(a, b, acc, PRECISION)
             kd, kh, kw, c = _advance(kd, kh, kw, c, step_d, step_h, step_w, step_c, KH, KW, C_G)
     else:
-        channel_blocks = tl.cdiv(C_G, BLOCK_K)
+        channel_blocks = tl.cdiv(chunk, BLOCK_K)
         kd, kh, kw, channel_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
         # One loop over (tap, channel block), not two nested ones: software pipelining
         # (num_stages) then runs across taps too, which matters when C_G fits in one block.
@@ -253,7 +258,7 @@ def conv_forward_kernel(
             inside = (_within(id0 + kd * DD, ID) & _within(ih0 + kh * DH, IH)
                       & _within(iw0 + kw * DW, IW))
             c0 = channel_block * BLOCK_K
-            channel_mask = (k < C_G - c0) | WHOLE_BLOCKS
+            channel_mask = (k < chunk - c0) | WHOLE_BLOCKS
             a = tl.load(x_rows[:, None] + (kd * DD * stride_xd + kh * DH * stride_xh + kw * DW * stride_xw
                                            + (c0 + k) * stride_xc)[None, :],
                         mask=inside[:, None] & channel_mask[None, :], other=0.0)
@@ -261,7 +266,7 @@ def conv_forward_kernel(
                         mask=channel_mask[:, None], other=0.0)
             acc = mma(a, b, acc, PRECISION)
             kd, kh, kw, channel_block = _next_step(kd, kh, kw, channel_block, KD, KH, KW, channel_blocks)
-    y_rows = y + n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw
+    y_rows = y + split * stride_ys + n * stride_yn + pd * stride_yd + ph * stride_yh + pw * stride_yw
     _epilogue(acc, y_rows, g * O_G + outs, stride_yc, row_mask, out_mask, bias, HAS_BIAS, ACTIVATION)
 
 
@@ -289,18 +294,18 @@ def _first_output(i, LO, J0, S, DIL):
 
 
 @triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("M", "C_G")},
-                 key=["M", "C_G", "O_G", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc",
+                 key=["M", "C_G", "O_G", "CHUNK", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc",
                       "HAS_BIAS", "PRECISION", "INT64", "WHOLE_BLOCKS"])
 @triton.jit
 def conv_input_grad_kernel(
     dy, w, bias, dx,
-    M, C_G, O_G,
+    M, C_G, O_G, CHUNK,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     TD, TH, TW,
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
     stride_wo, stride_wc, stride_wd, stride_wh, stride_ww,
-    stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
+    stride_xs, stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
     HAS_BIAS: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
     WHOLE_BLOCKS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
@@ -310,8 +315,12 @@ def conv_input_grad_kernel(
     g, rd, rh, rw = unflatten(tl.program_id(0) // row_blocks, SD, SH, SW)  # the group and the phase ρ
     rows = block(tl.program_id(0) % row_blocks, BLOCK_M, INT64)
     chans = block(tl.program_id(1), BLOCK_N, INT64)  # input channels within the group
+    split = tl.program_id(2)  # split-K: this program's CHUNK of the group's output channels
     if INT64:
         g = g.to(tl.int64)
+        split = split.to(tl.int64)
+    o_start = split * CHUNK
+    chunk = tl.minimum(CHUNK, O_G - o_start)
     n, qd, qh, qw = unflatten(tl.minimum(rows, M - 1), tl.cdiv(ID, SD), tl.cdiv(IH, SH), tl.cdiv(IW, SW))
     id_ = _first_position(rd, LD, SD) + qd * SD
     ih = _first_position(rh, LH, SH) + qh * SH
@@ -330,23 +339,23 @@ def conv_input_grad_kernel(
     ph0 = _first_output(ih, LH, jh, SH, DH)
     pw0 = _first_output(iw, LW, jw, SW, DW)
     ud, uh, uw = TD * DD // SD, TH * DH // SH, TW * DW // SW
-    dy_rows = dy + n * stride_dn + g * O_G * stride_dc + pd0 * stride_dd + ph0 * stride_dh + pw0 * stride_dw
-    w_cols = w + g * O_G * stride_wo + chans * stride_wc
+    dy_rows = dy + n * stride_dn + (g * O_G + o_start) * stride_dc + pd0 * stride_dd + ph0 * stride_dh + pw0 * stride_dw
+    w_cols = w + (g * O_G + o_start) * stride_wo + chans * stride_wc
     k = tl.arange(0, BLOCK_K)
-    out_blocks = tl.cdiv(O_G, BLOCK_K)
+    out_blocks = tl.cdiv(chunk, BLOCK_K)
     td, th, tw, out_block = _zero(INT64), _zero(INT64), _zero(INT64), _zero(INT64)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     for _ in range(trips(taps_d * taps_h * taps_w * out_blocks)):
         inside = _within(pd0 - td * ud, PD) & _within(ph0 - th * uh, PH) & _within(pw0 - tw * uw, PW)
         o0 = out_block * BLOCK_K
-        out_mask = (k < O_G - o0) | WHOLE_BLOCKS
+        out_mask = (k < chunk - o0) | WHOLE_BLOCKS
         a = tl.load(dy_rows[:, None] + ((o0 + k) * stride_dc - td * ud * stride_dd - th * uh * stride_dh
                                         - tw * uw * stride_dw)[None, :], mask=inside[:, None] & out_mask[None, :], other=0.0)
         b = tl.load(w_cols[None, :] + ((jd + td * TD) * stride_wd + (jh + th * TH) * stride_wh + (jw + tw * TW) * stride_ww
                                        + (o0 + k) * stride_wo)[:, None], mask=out_mask[:, None] & chan_mask[None, :], other=0.0)
         acc = mma(a, b, acc, PRECISION)
         td, th, tw, out_block = _next_step(td, th, tw, out_block, taps_d, taps_h, taps_w, out_blocks)
-    dx_rows = dx + n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw
+    dx_rows = dx + split * stride_xs + n * stride_xn + id_ * stride_xd + ih * stride_xh + iw * stride_xw
     _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
 
 
@@ -423,8 +432,34 @@ def conv_weight_grad_kernel(
     tl.store(dw_tile, acc.to(dw.dtype.element_ty), mask=out_mask[:, None] & col_mask[None, :])
 
 
-def conv_forward(input, weight, bias, geometry, activation=None):
-    """y = activation(x ⋆ W + b) (``activation``: None or "relu"), stored like ``input``."""
+# Split-K for the forward and input gradient: a grid of fewer 128×128 output tiles than two
+# waves (late layers: 512 channels at 7², batch 32, fill 52 of an H100's 132 multiprocessors)
+# splits its reduction's channels, each split keeping at least this many (× the taps).
+_SPLIT_LEAST_CHANNELS = 128
+
+
+def _chunks(length: int, splits: int) -> tuple[int, int]:
+    """A reduction of ``length`` cut in about ``splits`` chunks for split-K: (chunk, chunks).
+    Chunks are multiples of _K_ALIGN, so every config's blocks tile them whole (and
+    WHOLE_BLOCKS, true of the whole reduction, stays true of each chunk)."""
+    chunk = triton.cdiv(max(1, triton.cdiv(length, splits)), _K_ALIGN) * _K_ALIGN
+    return chunk, max(1, triton.cdiv(length, chunk))
+
+
+def _add_partial_sums(partial, output, bias, activation):
+    """output = activation(Σ_split partial + b): split-K's epilogue, once the splits are done.
+    ``partial``: (splits·N, C, *S), split s holding samples s·N … s·N + N − 1."""
+    total = partial.unflatten(0, (-1, output.shape[0])).sum(0)
+    if bias is not None:
+        total += bias.view(-1, *(1,) * (output.dim() - 2))
+    if activation == "relu":
+        total.clamp_min_(0)
+    output.copy_(total)
+
+
+def conv_forward(input, weight, bias, geometry, activation=None, split_k=None):
+    """y = activation(x ⋆ W + b) (``activation``: None or "relu"), stored like ``input``.
+    ``split_k``: chunks of the input channels reduced by separate programs (default: heuristic)."""
     batch, groups = input.shape[0], geometry.groups
     out_channels, kernel_size = weight.shape[0], weight.shape[2:]
     output_size = geometry.output_size(input.shape[2:], kernel_size)
@@ -432,24 +467,34 @@ def conv_forward(input, weight, bias, geometry, activation=None):
     if output.numel() == 0:
         return output
     stride, low, dilation = geometry_3d(geometry)
-    rows, outs_per_group = batch * math.prod(output_size), out_channels // groups
-    grid = lambda meta: (groups * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]))
+    rows, chans_per_group, outs_per_group = batch * math.prod(output_size), input.shape[1] // groups, out_channels // groups
+    joint = chans_per_group < _JOINT_BELOW
+    tiles = groups * triton.cdiv(rows, 128) * triton.cdiv(outs_per_group, 128)
+    splits = 1 if joint else split_k or split_count(tiles, chans_per_group, _SPLIT_LEAST_CHANNELS, input.device)
+    chunk, splits = _chunks(chans_per_group, splits)
+    # More than one split: each stores its partial sum, the epilogue waits for their total.
+    target = output if splits == 1 else empty_like_layout(
+        (splits * batch, out_channels, *output_size), input, dtype=torch.promote_types(input.dtype, torch.float32))
+    grid = lambda meta: (groups * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]), splits)
     with device_guard(input):
         traceable(conv_forward_kernel, input)[grid](
-            input, weight, bias, output, rows, input.shape[1] // groups, outs_per_group,
+            input, weight, bias, target, rows, chans_per_group, outs_per_group, chunk,
             *sizes_3d(input), *sizes_3d(output), *sizes_3d(weight), *stride, *low, *dilation,
-            *strides_3d(input), *strides_3d(weight), *strides_3d(output),
-            HAS_BIAS=bias is not None, ACTIVATION=activation or "", ACC=accumulator(input.dtype),
-            PRECISION=dot_precision(input.dtype), INT64=needs_int64(input, weight, output),
-            WHOLE_BLOCKS=(input.shape[1] // groups) % _K_ALIGN == 0, JOINT=input.shape[1] // groups < _JOINT_BELOW,
+            *strides_3d(input), *strides_3d(weight), batch * target.stride(0), *strides_3d(target),
+            HAS_BIAS=bias is not None and splits == 1, ACTIVATION=(activation or "") if splits == 1 else "",
+            ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype), INT64=needs_int64(input, weight, target),
+            WHOLE_BLOCKS=chans_per_group % _K_ALIGN == 0, JOINT=joint,
         )
+    if splits > 1:
+        _add_partial_sums(target, output, bias, activation)
     return output
 
 
-def conv_input_grad(grad_output, weight, input_size, bias, geometry):
-    """dX = δ ⋆ᵀ W (+ b): ConvTranspose's forward too. ``input_size``: dX's spatial size."""
+def conv_input_grad(grad_output, weight, input_size, bias, geometry, split_k=None):
+    """dX = δ ⋆ᵀ W (+ b): ConvTranspose's forward too. ``input_size``: dX's spatial size.
+    ``split_k``: chunks of the output channels reduced by separate programs (default: heuristic)."""
     batch, groups = grad_output.shape[0], geometry.groups
-    chans_per_group = weight.shape[1]
+    chans_per_group, outs_per_group = weight.shape[1], grad_output.shape[1] // groups
     grad_input = empty_like_layout((batch, chans_per_group * groups, *input_size), grad_output)
     if grad_input.numel() == 0:
         return grad_input
@@ -457,16 +502,24 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     tap_step = tuple(s // math.gcd(s, d) for s, d in zip(stride, dilation))
     rows = batch * math.prod(triton.cdiv(i, s) for i, s in zip(sizes_3d(grad_input), stride))  # per phase
     phases = math.prod(stride)
-    grid = lambda meta: (groups * phases * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(chans_per_group, meta["BLOCK_N"]))
+    tiles = groups * phases * triton.cdiv(rows, 128) * triton.cdiv(chans_per_group, 128)
+    splits = split_k or split_count(tiles, outs_per_group, _SPLIT_LEAST_CHANNELS, grad_output.device)
+    chunk, splits = _chunks(outs_per_group, splits)
+    target = grad_input if splits == 1 else empty_like_layout(
+        (splits * batch, chans_per_group * groups, *input_size), grad_output,
+        dtype=torch.promote_types(grad_output.dtype, torch.float32))
+    grid = lambda meta: (groups * phases * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(chans_per_group, meta["BLOCK_N"]), splits)
     with device_guard(grad_output):
         traceable(conv_input_grad_kernel, grad_output)[grid](
-            grad_output, weight, bias, grad_input, rows, chans_per_group, grad_output.shape[1] // groups,
+            grad_output, weight, bias, target, rows, chans_per_group, outs_per_group, chunk,
             *sizes_3d(grad_input), *sizes_3d(grad_output), *sizes_3d(weight), *stride, *low, *dilation, *tap_step,
-            *strides_3d(grad_output), *strides_3d(weight), *strides_3d(grad_input),
-            HAS_BIAS=bias is not None, ACC=accumulator(grad_output.dtype),
-            PRECISION=dot_precision(grad_output.dtype), INT64=needs_int64(grad_output, weight, grad_input),
-            WHOLE_BLOCKS=(grad_output.shape[1] // groups) % _K_ALIGN == 0,
+            *strides_3d(grad_output), *strides_3d(weight), batch * target.stride(0), *strides_3d(target),
+            HAS_BIAS=bias is not None and splits == 1, ACC=accumulator(grad_output.dtype),
+            PRECISION=dot_precision(grad_output.dtype), INT64=needs_int64(grad_output, weight, target),
+            WHOLE_BLOCKS=outs_per_group % _K_ALIGN == 0,
         )
+    if splits > 1:
+        _add_partial_sums(target, grad_input, bias, None)
     return grad_input
 
 
@@ -485,8 +538,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     if split_k is None:
         tiles = families * triton.cdiv(out_channels // groups, 64) * triton.cdiv(columns, 64)
         split_k = split_count(tiles, pairs, 1024, input.device)
-    chunk = triton.cdiv(triton.cdiv(pairs, split_k), _K_ALIGN) * _K_ALIGN
-    splits = triton.cdiv(pairs, chunk)
+    chunk, splits = _chunks(pairs, split_k)
     # The kernel stores (split, o, c, tap) through four strides: one split writes dW itself
     # (contiguous, so the taps are its flattened kernel dims), more write partial sums.
     if splits == 1:
