@@ -7,6 +7,7 @@ N·P are not multiples of the 16-wide interpreter blocks and several tiles are i
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import os
@@ -25,7 +26,7 @@ from support import DEVICE, assert_close, check_against_torch, record_calls, tor
 from torchconv_impl._geometry import ConvGeometry  # noqa: E402
 from torchconv_impl.errors import ArgumentError  # noqa: E402
 from torchconv_impl.backends import triton as triton_backend  # noqa: E402
-from torchconv_impl.triton_kernels import _common, conv as conv_kernels, depthwise as depthwise_kernels, pool as pool_kernels  # noqa: E402
+from torchconv_impl.triton_kernels import _common, compiled, conv as conv_kernels, depthwise as depthwise_kernels, pool as pool_kernels  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -257,6 +258,20 @@ def test_int64_offsets_path(monkeypatch):
     assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=4), w, dy)[0])
     assert {name for name, _ in launches} == {name for names in KERNELS.values() for name in names}
     assert all(kwargs["INT64"] for _, kwargs in launches)
+
+
+@pytest.mark.parametrize("problem", [*compiled.RESNET50, *compiled.ONE_CHANNEL_PER_GROUP], ids=lambda problem: problem.name)
+def test_a_partial_last_batch_keeps_the_tuned_configs(problem):
+    """The autotuning keys hold the batch-dependent lengths bucketed (M_BUCKET, NP_BUCKET: the
+    next power of two), not their exact values: every kernel at batch 30 after batches of 32
+    looks up the configs tuned for 32; batch 8 tunes its own."""
+    def key(kernel, batch):
+        arguments = compiled.launch_arguments(compiled.Variant(kernel, dataclasses.replace(problem, batch=batch), "bfloat16", True))
+        return [arguments[name] for name in getattr(compiled._module(kernel), kernel).keys]
+
+    for kernel in problem.kernels:
+        assert key(kernel, 30) == key(kernel, 32), kernel
+        assert key(kernel, 8) != key(kernel, 32), kernel
 
 
 def test_dot_precision_follows_torch_tf32_flags():

@@ -95,6 +95,13 @@ def split_count(tiles: int, length: int, least: int, device: torch.device) -> in
     return max(1, min(triton.cdiv(2 * multiprocessors(device), tiles), length // least))
 
 
+def tuning_bucket(length: int) -> int:
+    """A batch-dependent length (GEMM rows M, reduction pairs N·P) as the autotuning key holds it
+    (the kernels' M_BUCKET, NP_BUCKET): rounded up to a power of two, so that a partial last
+    batch reuses the full batches' configs instead of tuning every kernel again."""
+    return triton.next_power_of_2(length)
+
+
 def geometry_3d(geometry) -> tuple:
     """A ConvGeometry's stride, low padding and dilation for ``sizes_3d`` problems."""
     return pad_front(geometry.stride, 1), pad_front((lo for lo, _ in geometry.padding), 0), pad_front(geometry.dilation, 1)

@@ -60,7 +60,7 @@ import triton.language as tl
 
 from ._common import (
     accumulator, block, configs, device_guard, dot_precision, empty_like_layout, geometry_3d, mma, needs_int64, pad_front,
-    sizes_3d, split_count, strides_3d, traceable, trips, unflatten,
+    sizes_3d, split_count, strides_3d, traceable, trips, tuning_bucket, unflatten,
 )
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages): H100-sized tiles, smaller ones for
@@ -188,14 +188,14 @@ def _advance(n, d, h, w, step_n, step_d, step_h, step_w, D, H, W):
     return n + step_n + carry.to(n.dtype), d, h, w
 
 
-# Tuned per problem shape and per compiled variant (the constexprs).
+# Tuned per problem shape (the batch-dependent length bucketed) and per compiled variant (the constexprs).
 @triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("M", "O_G")},
-                 key=["M", "C_G", "O_G", "CHUNK", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc",
+                 key=["M_BUCKET", "C_G", "O_G", "CHUNK", "KD", "KH", "KW", "SD", "SH", "SW", "stride_xc", "stride_yc",
                       "HAS_BIAS", "ACTIVATION", "PRECISION", "INT64", "WHOLE_BLOCKS", "JOINT"])
 @triton.jit
 def conv_forward_kernel(
     x, w, bias, y,
-    M, C_G, O_G, CHUNK,
+    M, M_BUCKET, C_G, O_G, CHUNK,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
@@ -294,12 +294,12 @@ def _first_output(i, LO, J0, S, DIL):
 
 
 @triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("M", "C_G")},
-                 key=["M", "C_G", "O_G", "CHUNK", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc",
+                 key=["M_BUCKET", "C_G", "O_G", "CHUNK", "KD", "KH", "KW", "SD", "SH", "SW", "stride_dc", "stride_xc",
                       "HAS_BIAS", "PRECISION", "INT64", "WHOLE_BLOCKS"])
 @triton.jit
 def conv_input_grad_kernel(
     dy, w, bias, dx,
-    M, C_G, O_G, CHUNK,
+    M, M_BUCKET, C_G, O_G, CHUNK,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     TD, TH, TW,
@@ -359,13 +359,14 @@ def conv_input_grad_kernel(
     _epilogue(acc, dx_rows, g * C_G + chans, stride_xc, row_mask, chan_mask, bias, HAS_BIAS, "")
 
 
+# WHOLE_BLOCKS is left out of the key: here it depends on the batch (N·P), and dropping a mask
+# does not change which tile is best; a partial last batch keeps the full batches' config.
 @triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("O_G", "COLUMNS")},
-                 key=["NP", "CHUNK", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc", "PRECISION", "INT64", "WHOLE_BLOCKS",
-                      "JOINT"])
+                 key=["NP_BUCKET", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc", "PRECISION", "INT64", "JOINT"])
 @triton.jit
 def conv_weight_grad_kernel(
     x, dy, dw,
-    NP, CHUNK, C_G, O_G, COLUMNS,
+    NP, NP_BUCKET, CHUNK, C_G, O_G, COLUMNS,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
@@ -478,7 +479,7 @@ def conv_forward(input, weight, bias, geometry, activation=None, split_k=None):
     grid = lambda meta: (groups * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(outs_per_group, meta["BLOCK_N"]), splits)
     with device_guard(input):
         traceable(conv_forward_kernel, input)[grid](
-            input, weight, bias, target, rows, chans_per_group, outs_per_group, chunk,
+            input, weight, bias, target, rows, tuning_bucket(rows), chans_per_group, outs_per_group, chunk,
             *sizes_3d(input), *sizes_3d(output), *sizes_3d(weight), *stride, *low, *dilation,
             *strides_3d(input), *strides_3d(weight), batch * target.stride(0), *strides_3d(target),
             HAS_BIAS=bias is not None and splits == 1, ACTIVATION=(activation or "") if splits == 1 else "",
@@ -511,7 +512,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry, split_k=Non
     grid = lambda meta: (groups * phases * triton.cdiv(rows, meta["BLOCK_M"]), triton.cdiv(chans_per_group, meta["BLOCK_N"]), splits)
     with device_guard(grad_output):
         traceable(conv_input_grad_kernel, grad_output)[grid](
-            grad_output, weight, bias, target, rows, chans_per_group, outs_per_group, chunk,
+            grad_output, weight, bias, target, rows, tuning_bucket(rows), chans_per_group, outs_per_group, chunk,
             *sizes_3d(grad_input), *sizes_3d(grad_output), *sizes_3d(weight), *stride, *low, *dilation, *tap_step,
             *strides_3d(grad_output), *strides_3d(weight), batch * target.stride(0), *strides_3d(target),
             HAS_BIAS=bias is not None and splits == 1, ACC=accumulator(grad_output.dtype),
@@ -553,7 +554,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     )
     with device_guard(input):
         traceable(conv_weight_grad_kernel, input)[grid](
-            input, grad_output, target, pairs, chunk, chans_per_group, out_channels // groups, columns,
+            input, grad_output, target, pairs, tuning_bucket(pairs), chunk, chans_per_group, out_channels // groups, columns,
             *sizes_3d(input), *sizes_3d(grad_output), *pad_front(kernel_size, 1), *stride, *low, *dilation,
             *strides_3d(input), *strides_3d(grad_output), *target_strides,
             ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype),

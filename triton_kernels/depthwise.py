@@ -34,7 +34,7 @@ import triton.language as tl
 
 from ._common import (
     accumulator, block, configs, device_guard, empty_like_layout, geometry_3d, needs_int64, pad_front, rows_by_channels, sizes_3d,
-    split_count, strides_3d, traceable, trips, unflatten,
+    split_count, strides_3d, traceable, trips, tuning_bucket, unflatten,
 )
 
 # (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound like pooling; wide channel
@@ -42,11 +42,11 @@ from ._common import (
 _CONFIGS = configs([(32, 64, 4, 1), (64, 32, 4, 1), (128, 16, 4, 1), (16, 128, 4, 1), (256, 4, 4, 1)], names=("BLOCK_M", "BLOCK_N"))
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "O", "MULTIPLIER", "KD", "KH", "KW", "stride_yc"])
+@triton.autotune(configs=_CONFIGS, key=["M_BUCKET", "O", "MULTIPLIER", "KD", "KH", "KW", "stride_yc"])
 @triton.jit
 def depthwise_forward_kernel(
     x, w, bias, y,
-    M, O, MULTIPLIER,
+    M, M_BUCKET, O, MULTIPLIER,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
@@ -88,11 +88,11 @@ def _source_position(i, j, LO, S, DIL, P):
     return ps // S, (ps >= 0) & (ps % S == 0) & (ps < P * S)
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "C", "MULTIPLIER", "KD", "KH", "KW", "stride_xc"])
+@triton.autotune(configs=_CONFIGS, key=["M_BUCKET", "C", "MULTIPLIER", "KD", "KH", "KW", "stride_xc"])
 @triton.jit
 def depthwise_input_grad_kernel(
     dy, w, bias, dx,
-    M, C, MULTIPLIER,
+    M, M_BUCKET, C, MULTIPLIER,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
@@ -125,11 +125,11 @@ def depthwise_input_grad_kernel(
     tl.store(dx_rows[:, None] + chans[None, :] * stride_xc, acc.to(dx.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
 
 
-@triton.autotune(configs=_CONFIGS, key=["NP", "CHUNK", "O", "MULTIPLIER", "KD", "KH", "KW", "stride_dc"])
+@triton.autotune(configs=_CONFIGS, key=["NP_BUCKET", "O", "MULTIPLIER", "KD", "KH", "KW", "stride_dc"])
 @triton.jit
 def depthwise_weight_grad_kernel(
     x, dy, dw,
-    NP, CHUNK, O, MULTIPLIER,
+    NP, NP_BUCKET, CHUNK, O, MULTIPLIER,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
@@ -179,7 +179,7 @@ def conv_forward(input, weight, bias, geometry, activation=None):
     rows = batch * math.prod(output_size)
     with device_guard(input):
         traceable(depthwise_forward_kernel, input)[rows_by_channels(rows, out_channels)](
-            input, weight, bias, output, rows, out_channels, out_channels // input.shape[1],
+            input, weight, bias, output, rows, tuning_bucket(rows), out_channels, out_channels // input.shape[1],
             *sizes_3d(input), *sizes_3d(output), *sizes_3d(weight), *stride, *low, *dilation,
             *strides_3d(input), *_weight_strides_3d(weight), *strides_3d(output),
             HAS_BIAS=bias is not None, ACTIVATION=activation or "", ACC=accumulator(input.dtype),
@@ -199,7 +199,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry):
     rows = batch * math.prod(input_size)
     with device_guard(grad_output):
         traceable(depthwise_input_grad_kernel, grad_output)[rows_by_channels(rows, in_channels)](
-            grad_output, weight, bias, grad_input, rows, in_channels, out_channels // in_channels,
+            grad_output, weight, bias, grad_input, rows, tuning_bucket(rows), in_channels, out_channels // in_channels,
             *sizes_3d(grad_input), *sizes_3d(grad_output), *sizes_3d(weight), *stride, *low, *dilation,
             *strides_3d(grad_output), *_weight_strides_3d(weight), *strides_3d(grad_input),
             HAS_BIAS=bias is not None, ACC=accumulator(grad_output.dtype), INT64=needs_int64(grad_output, weight, grad_input),
@@ -227,7 +227,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     grid = lambda meta: (taps * triton.cdiv(out_channels, meta["BLOCK_N"]), partial.shape[0])
     with device_guard(input):
         traceable(depthwise_weight_grad_kernel, input)[grid](
-            input, grad_output, partial, rows, chunk, out_channels, out_channels // input.shape[1],
+            input, grad_output, partial, rows, tuning_bucket(rows), chunk, out_channels, out_channels // input.shape[1],
             *sizes_3d(input), *sizes_3d(grad_output), *pad_front(kernel_size, 1), *stride, *low, *dilation,
             *strides_3d(input), *strides_3d(grad_output), *partial.stride(),
             ACC=accumulator(input.dtype), INT64=needs_int64(input, grad_output, partial),

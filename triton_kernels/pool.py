@@ -34,13 +34,13 @@ import triton.language as tl
 from .._geometry import longest_adaptive_window
 from ._common import (
     accumulator, block, configs, device_guard, empty_like_layout, needs_int64, pad_front, rows_by_channels, sizes_3d, strides_3d,
-    traceable, trips, unflatten,
+    traceable, trips, tuning_bucket, unflatten,
 )
 
 # (BLOCK_M rows, BLOCK_N channels, num_warps, num_stages): memory-bound, so tiles only need
 # enough rows for NCHW and enough channels for channels-last to read whole cache lines.
 _CONFIGS = configs([(128, 16, 4, 1), (64, 32, 4, 1), (32, 64, 4, 1), (16, 128, 4, 1), (256, 8, 8, 1)], names=("BLOCK_M", "BLOCK_N"))
-_KEY = ["M", "C", "KD", "KH", "KW", "stride_xc"]
+_KEY = ["M_BUCKET", "C", "KD", "KH", "KW", "stride_xc"]
 
 
 @triton.jit
@@ -56,7 +56,7 @@ def _window(p, I, P, K, S, LO, ADAPTIVE: tl.constexpr):
 @triton.jit
 def max_pool_forward_kernel(
     x, y, indices,
-    M, C,
+    M, M_BUCKET, C,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, DD, DH, DW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
@@ -112,7 +112,7 @@ def _counted_size(pd, ph, pw, ID, IH, IW, PD, PH, PW, KD, KH, KW, SD, SH, SW, LD
 @triton.jit
 def avg_pool_forward_kernel(
     x, y,
-    M, C,
+    M, M_BUCKET, C,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW,
     stride_xn, stride_xc, stride_xd, stride_xh, stride_xw,
@@ -154,11 +154,11 @@ def _last_window(i, t, I, P, S, LO, ADAPTIVE: tl.constexpr):
     return (i + LO) // S - t
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "C", "TD", "TH", "TW", "stride_xc"])
+@triton.autotune(configs=_CONFIGS, key=["M_BUCKET", "C", "TD", "TH", "TW", "stride_xc"])
 @triton.jit
 def max_pool_backward_kernel(
     dy, indices, dx,
-    M, C,
+    M, M_BUCKET, C,
     ID, IH, IW, PD, PH, PW,
     SD, SH, SW, LD, LH, LW, TD, TH, TW,
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
@@ -190,11 +190,11 @@ def max_pool_backward_kernel(
              acc.to(dx.dtype.element_ty), mask=row_mask[:, None] & chan_mask[None, :])
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "C", "TD", "TH", "TW", "stride_xc"])
+@triton.autotune(configs=_CONFIGS, key=["M_BUCKET", "C", "TD", "TH", "TW", "stride_xc"])
 @triton.jit
 def avg_pool_backward_kernel(
     dy, dx,
-    M, C,
+    M, M_BUCKET, C,
     ID, IH, IW, PD, PH, PW, KD, KH, KW,
     SD, SH, SW, LD, LH, LW, TD, TH, TW,
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
@@ -244,7 +244,7 @@ def window_max(input, output_size, kernel_size=None, stride=None, padding=None, 
     rows = batch * math.prod(output_size)
     with device_guard(input):
         traceable(max_pool_forward_kernel, input)[rows_by_channels(rows, channels)](
-            input, output, indices, rows, channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
+            input, output, indices, rows, tuning_bucket(rows), channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(dilation, 1),
             *strides_3d(input), *strides_3d(output), *strides_3d(indices),
             ADAPTIVE=adaptive, ACC=accumulator(input.dtype), INT64=needs_int64(input, output),
@@ -271,7 +271,7 @@ def max_pool_backward(grad_output, indices, input_size, kernel_size=None, stride
     rows = batch * math.prod(input_size)
     with device_guard(grad_output):
         traceable(max_pool_backward_kernel, grad_output)[rows_by_channels(rows, channels)](
-            grad_output, indices, grad_input, rows, channels, *sizes_3d(grad_input), *sizes_3d(grad_output),
+            grad_output, indices, grad_input, rows, tuning_bucket(rows), channels, *sizes_3d(grad_input), *sizes_3d(grad_output),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(holders, 1),
             *strides_3d(grad_output), *strides_3d(indices), *strides_3d(grad_input),
             ADAPTIVE=adaptive, ACC=accumulator(grad_output.dtype), INT64=needs_int64(grad_output, indices, grad_input),
@@ -299,7 +299,7 @@ def window_average(input, output_size, kernel_size=None, stride=None, padding=No
     rows = batch * math.prod(output_size)
     with device_guard(input):
         traceable(avg_pool_forward_kernel, input)[rows_by_channels(rows, channels)](
-            input, output, rows, channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
+            input, output, rows, tuning_bucket(rows), channels, *sizes_3d(input), *sizes_3d(output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *strides_3d(input), *strides_3d(output),
             ADAPTIVE=adaptive, COUNT_PAD=count_include_pad and not adaptive, DIVISOR=divisor_override or 0,
             ACC=accumulator(input.dtype), INT64=needs_int64(input, output),
@@ -326,7 +326,7 @@ def window_average_backward(grad_output, input_size, kernel_size=None, stride=No
     rows = batch * math.prod(input_size)
     with device_guard(grad_output):
         traceable(avg_pool_backward_kernel, grad_output)[rows_by_channels(rows, channels)](
-            grad_output, grad_input, rows, channels, *sizes_3d(grad_input), *sizes_3d(grad_output), *pad_front(kernel_size, 1),
+            grad_output, grad_input, rows, tuning_bucket(rows), channels, *sizes_3d(grad_input), *sizes_3d(grad_output), *pad_front(kernel_size, 1),
             *pad_front(stride, 1), *pad_front(padding, 0), *pad_front(holders, 1),
             *strides_3d(grad_output), *strides_3d(grad_input),
             ADAPTIVE=adaptive, COUNT_PAD=count_include_pad and not adaptive, DIVISOR=divisor_override or 0,
