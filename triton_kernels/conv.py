@@ -39,6 +39,12 @@ weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
     With few channels (``JOINT``) a program's columns are (tap, channel) pairs, r = tap·C_G + c
     over all taps, rather than one tap's channels.
 
+Split-K, forward and input-grad: a grid of few output tiles (a late layer's) also splits its
+reduction's channels (c forward, o for the input gradient) in chunks, program axis 2 being the
+chunk; each chunk stores its partial sum in a float32 (float64) buffer of (chunks·N, …) and the
+epilogue (bias, ReLU) follows their total (``_add_partial_sums``). The weight gradient splits
+its N·P pairs likewise.
+
 The main loops divide nothing: rows are split into coordinates and operand addresses once,
 before the loop; taps and channel blocks advance by scalar counters, each step adding one
 offset along the reduction to those bases; the weight gradient's pairs advance by BLOCK_K
