@@ -242,13 +242,14 @@ def test_int64_offsets_path(monkeypatch):
         (lambda f, x, w: f.conv2d(x, w, stride=2, padding=1), [x, w]),
         (lambda f, x, w: f.conv2d(x, w, groups=2), [_leaf((1, 4, 5, 4), torch.float32), _leaf((4, 2, 2, 2), torch.float32)]),
         (lambda f, x, w: f.conv2d(x, w, padding=1, groups=3), [x, _leaf((6, 1, 2, 2), torch.float32)]),
+        (lambda f, x, w: f.conv2d(x, w, padding=1), [_leaf((1, 17, 3, 4), torch.float32), _leaf((3, 17, 2, 2), torch.float32)]),
         (lambda f, x: f.max_pool2d(x, 2, 1, 1), [x]),
         (lambda f, x: f.avg_pool2d(x, 2, 1, 1), [x]),
         (lambda f, x: f.adaptive_avg_pool2d(x, 3), [x]),
     ]
     for call, inputs in cases:
         check_against_torch(functools.partial(call, F), functools.partial(call, TF), *inputs)
-    # A second split-K chunk (and group): its index, cast to int64, is not 0.
+    # Second split-K chunks (and groups): their indices, cast to int64, are not 0.
     x, dy = torch.randn(2, 4, 6, 5, device=DEVICE), torch.randn(2, 4, 5, 4, device=DEVICE)
     weight_grad = conv_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 2), split_k=2)
     w = torch.zeros(4, 2, 2, 2, device=DEVICE, requires_grad=True)
@@ -256,8 +257,16 @@ def test_int64_offsets_path(monkeypatch):
     weight_grad = depthwise_kernels.conv_weight_grad(x, dy, (2, 2), _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 4), split_k=2)
     w = torch.zeros(4, 1, 2, 2, device=DEVICE, requires_grad=True)
     assert_close(weight_grad, torch.autograd.grad(TF.conv2d(x, w, groups=4), w, dy)[0])
+    x, w = torch.randn(1, 40, 4, 3, device=DEVICE), torch.randn(3, 40, 2, 2, device=DEVICE)
+    output = conv_kernels.conv_forward(x, w, None, _geometry((1, 1), ((1, 1), (1, 1)), (1, 1), 1), split_k=3)
+    assert_close(output, TF.conv2d(x, w, padding=1))
+    dy = torch.randn(1, 40, 3, 2, device=DEVICE)
+    grad_input = conv_kernels.conv_input_grad(dy, w.transpose(0, 1).contiguous(), (4, 3), None, _geometry((1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+                                              split_k=3)
+    assert_close(grad_input, TF.conv_transpose2d(dy, w.transpose(0, 1)))
     assert {name for name, _ in launches} == {name for names in KERNELS.values() for name in names}
     assert all(kwargs["INT64"] for _, kwargs in launches)
+    assert {kwargs["JOINT"] for name, kwargs in launches if name == "conv_forward_kernel"} == {False, True}
 
 
 @pytest.mark.parametrize("problem", [*compiled.RESNET50, *compiled.ONE_CHANNEL_PER_GROUP], ids=lambda problem: problem.name)
