@@ -37,7 +37,9 @@ weight-grad  dW[o, c, j] = Σ_{n, p} δ[n, o, p] · x[n, c, p·s − lo + j·d]
     accumulator. With one split it stores dW directly; with more, each split stores its partial
     sum in a (split, O, C_G, taps) buffer summed afterwards — deterministic, unlike atomics.
     With few channels (``JOINT``) a program's columns are (tap, channel) pairs, r = tap·C_G + c
-    over all taps, rather than one tap's channels.
+    over all taps, rather than one tap's channels. Where δ's pairs lie one position stride apart
+    (channels-last: ``DENSE_PAIRS``) its addresses are the pair index times that stride; only x's
+    need the pairs' coordinates.
 
 Split-K, forward and input-grad: a grid of few output tiles (a late layer's) also splits its
 reduction's channels (c forward, o for the input gradient) in chunks, program axis 2 being the
@@ -379,7 +381,7 @@ def conv_weight_grad_kernel(
     stride_dn, stride_dc, stride_dd, stride_dh, stride_dw,
     stride_ws, stride_wo, stride_wc, stride_wt,
     ACC: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr, WHOLE_BLOCKS: tl.constexpr, JOINT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    DENSE_PAIRS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # COLUMNS: dW's columns per program family — C_G of one tap, or with JOINT (few channels)
     # all taps' KD·KH·KW·C_G, (tap, channel) flattened, each column with its own tap.
@@ -415,8 +417,11 @@ def conv_weight_grad_kernel(
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     for first in range(trips(start), trips(end), BLOCK_K):
         pair_mask = (k < end - first) | WHOLE_BLOCKS
-        a = tl.load(dy_rows[:, None] + (n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw)[None, :],
-                    mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
+        if DENSE_PAIRS:  # δ's pairs one position stride apart (channels-last): no digits needed
+            pairs = (first + k) * stride_dw
+        else:
+            pairs = n * stride_dn + pd * stride_dd + ph * stride_dh + pw * stride_dw
+        a = tl.load(dy_rows[:, None] + pairs[None, :], mask=out_mask[:, None] & pair_mask[None, :], other=0.0)
         # x's tile as (columns, pairs), transposed for the dot: its pairs then share dy's
         # layout, so their coordinates are computed and advanced once for both operands.
         if JOINT:
@@ -530,6 +535,17 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry, split_k=Non
     return grad_input
 
 
+def _dense_positions(tensor) -> bool:
+    """Whether ``tensor``'s (n, position) pairs lie one position stride apart, in row-major
+    order (channels-last and contiguous): pair q is then q·stride away from the first."""
+    step = tensor.stride(-1)
+    for size, stride in zip(reversed((tensor.shape[0], *tensor.shape[2:])), reversed((tensor.stride(0), *tensor.stride()[2:]))):
+        if size != 1 and stride != step:
+            return False
+        step *= size
+    return True
+
+
 def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
     """dW = x ⋆ δ, shaped (O, C/G, *kernel_size). ``split_k``: number of N·P chunks (default: heuristic)."""
     groups = geometry.groups
@@ -565,6 +581,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry, split_k=None):
             *strides_3d(input), *strides_3d(grad_output), *target_strides,
             ACC=accumulator(input.dtype), PRECISION=dot_precision(input.dtype),
             INT64=needs_int64(input, grad_output, target), WHOLE_BLOCKS=pairs % _K_ALIGN == 0, JOINT=joint,
+            DENSE_PAIRS=_dense_positions(grad_output),
         )
     if splits > 1:
         weight_grad.copy_(target.sum(0).view_as(weight_grad))
