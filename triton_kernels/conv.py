@@ -370,7 +370,8 @@ def conv_input_grad_kernel(
 # WHOLE_BLOCKS is left out of the key: here it depends on the batch (N·P), and dropping a mask
 # does not change which tile is best; a partial last batch keeps the full batches' config.
 @triton.autotune(configs=_CONFIGS, prune_configs_by={"early_config_prune": _fitting("O_G", "COLUMNS")},
-                 key=["NP_BUCKET", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc", "PRECISION", "INT64", "JOINT"])
+                 key=["NP_BUCKET", "C_G", "O_G", "KD", "KH", "KW", "stride_dc", "stride_xc", "PRECISION", "INT64", "JOINT",
+                      "DENSE_PAIRS"])
 @triton.jit
 def conv_weight_grad_kernel(
     x, dy, dw,
