@@ -348,12 +348,13 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     entries off the band, which B's zeros would meet, are computed and dropped.
     """
     groups = geometry.groups
-    x_pad = _padded(input, geometry)
-    if _row_form(x_pad.shape[1], grad_output.shape[1], kernel_size, x_pad.shape[2:], grad_output.shape[2:], input, geometry):
-        return _conv_weight_grad_by_rows(x_pad, grad_output, kernel_size)
+    padded_size = [i + lo + hi for i, (lo, hi) in zip(input.shape[2:], geometry.padding)]
+    if _row_form(input.shape[1], grad_output.shape[1], kernel_size, padded_size, grad_output.shape[2:], input, geometry):
+        return _conv_weight_grad_by_rows(_padded(input, geometry), grad_output, kernel_size)
     weight_shape = (grad_output.shape[1], input.shape[1] // groups, *kernel_size)
     if _shift_form(input.shape[:2], weight_shape, input.shape[2:], grad_output.shape[2:], geometry, gap_operand=input):
         return _conv_weight_grad_shifted(input, grad_output, kernel_size, geometry)
+    x_pad = _padded(input, geometry)
     columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gap_operand=input)
     grad = None  # (G, O/G, C/G·K), summed over the batch's chunks
     for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
@@ -419,6 +420,10 @@ class _Shifted(NamedTuple):
         out_channels = rows.shape[0] * rows.shape[1]
         return rows.as_strided((samples, out_channels, *self.output_size), (self.plane, rows.shape[2], *self.plane_strides), rows.storage_offset())
 
+    def fills_input(self) -> bool:
+        """Whether x fills the phase planes (no padding, unit stride): then no position stays zero."""
+        return all(lo == 0 and hi == 0 for lo, hi in self.padding) and all(s == 1 for s in self.stride)
+
     def phase_parts(self):
         """Per phase that some offset reads, (its index, where x's elements sit in the phase
         plane, which elements of x): x[…, i] with i + pad_lo ≡ φ (mod s), i = i₀ + m·s, sits at
@@ -458,9 +463,14 @@ def _shifted(input_size, kernel_size, output_size, geometry: ConvGeometry) -> _S
 def _shifted_input(x: torch.Tensor, shifted: _Shifted, groups: int) -> torch.Tensor:
     """x_cm (G, C/G, phases, n·plane): x zero-padded, split into the phases that offsets read and
     laid out channel-major, in a scratch buffer kept zero where no element of x goes (only
-    those positions are ever written); valid until the next call in the same thread."""
+    those positions are ever written; the zero-kept buffers are few, so one that x fills is a
+    plain one); valid until the next call in the same thread."""
     n, channels = x.shape[:2]
-    buffer = scratch.zeros("shifted input", (channels, len(shifted.phases), n, *shifted.phase_size), x, shifted)
+    shape = (channels, len(shifted.phases), n, *shifted.phase_size)
+    if shifted.fills_input():
+        buffer = scratch.get("shifted input", shape, like=x)
+    else:
+        buffer = scratch.zeros("shifted input", shape, x, shifted)
     for index, plane_part, input_part in shifted.phase_parts():
         buffer[(slice(None), index, slice(None), *plane_part)].copy_(x[(slice(None), slice(None), *input_part)].transpose(0, 1))
     return buffer.view(groups, channels // groups, len(shifted.phases), n * shifted.plane)
@@ -468,10 +478,13 @@ def _shifted_input(x: torch.Tensor, shifted: _Shifted, groups: int) -> torch.Ten
 
 def _shifted_delta(grad_output: torch.Tensor, shifted: _Shifted, groups: int) -> torch.Tensor:
     """δ (n, O, *P) as (G, O/G, columns) rows, zero in the columns between windows; in a scratch
-    buffer whose gaps, never written, stay zero."""
+    buffer whose gaps, never written, stay zero (a plain one where there are none)."""
     n, out_channels = grad_output.shape[:2]
     shape = (groups, out_channels // groups, shifted.columns(n))
-    rows = scratch.zeros("shifted delta", shape, grad_output, (shifted.plane, shifted.plane_strides, shifted.output_size))
+    if shifted.plane == prod(shifted.output_size):  # no gaps
+        rows = scratch.get("rows", shape, like=grad_output)
+    else:
+        rows = scratch.zeros("shifted delta", shape, grad_output, (shifted.plane, shifted.plane_strides, shifted.output_size))
     shifted.outputs(rows, n).copy_(grad_output)
     return rows
 
