@@ -216,6 +216,23 @@ def test_shifted_form_keeps_non_finite_values(special, monkeypatch):
         check_non_finite_values("conv2d", special)
 
 
+@pytest.mark.parametrize("op,input_shape,weight_shape", [
+    ("conv1d", (3, 4, 7), (5, 4, 1)),
+    ("conv2d", (3, 4, 5, 6), (5, 4, 1, 1)),
+    ("conv_transpose3d", (3, 4, 2, 3, 2), (4, 5, 1, 1, 1)),
+])
+def test_pointwise_form_matches_torch(op, input_shape, weight_shape, monkeypatch):
+    """1×1 convolutions without padding run as one product per sample in place (the pointwise
+    form): all three computations take it, and give torch's outputs and gradients."""
+    from torchconv_impl.backends.cpu import conv as cpu_conv
+
+    chosen = record_calls(monkeypatch, cpu_conv, "_pointwise")
+    out_channels = weight_shape[1] if "transpose" in op else weight_shape[0]
+    with backends.use_backend("cpu"):
+        check_op(op, random(input_shape, torch.float64), random(weight_shape, torch.float64), random((out_channels,), torch.float64))
+    assert sum(result for _, _, result in chosen) >= 3
+
+
 def test_delta_rows_of_equal_shape_and_other_gaps():
     """The CPU engine keeps δ's row buffers zero between windows by writing only the
     window columns, so each gap layout needs a buffer of its own. Two convolutions whose δ rows

@@ -44,6 +44,11 @@ r = p + ⌊j·d / s⌋ for window p, a unit-stride view again. It does the GEMM 
 plane is at most ``_SHIFT_OVERHEAD`` times the output, or with one input channel per group
 (depthwise), whose im2col product is G one-row products; there each product has a contraction
 of one, an outer product, done elementwise (``_product_into``).
+
+Pointwise form (``_pointwise``): a 1×1 convolution with unit stride, no padding and one group
+needs neither columns nor a channel-major copy — each sample's plane is already a (C, P)
+matrix, so y_n = W·x_n is one batched product written straight into the output, and likewise
+dX_n = Wᵀ·δ_n and dW = Σ_n δ_n·x_nᵀ.
 """
 from __future__ import annotations
 
@@ -233,6 +238,8 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     As a matrix product per group g: y_g = W_g · cols_g (+ b_g), W_g as (O/G, C/G·K);
     ``activation="relu"`` clamps y at 0 while copying it out (the epilogue a GPU kernel fuses).
     """
+    if _pointwise(weight.shape, geometry, input.shape[2:], input):
+        return _conv_forward_pointwise(input, weight, bias, activation)
     if _shift_form(input.shape[:2], weight.shape, input.shape[2:], geometry.output_size(input.shape[2:], weight.shape[2:]), geometry):
         return _conv_forward_shifted(input, weight, bias, geometry, activation)
     n, groups = input.shape[0], geometry.groups
@@ -281,6 +288,9 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     groups, kernel_size = geometry.groups, weight.shape[2:]
     in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
+    if _pointwise(weight.shape, geometry, input_size, grad_output):
+        grad = torch.bmm(_per_sample(weight.flatten(1).t(), n), grad_output.flatten(2)).view(n, in_channels, *input_size)
+        return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
     if _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, grad_output, geometry) and all_finite(grad_output):
         grad = _conv_input_grad_by_rows(grad_output, weight, padded_size)
     elif _shift_form((n, in_channels), weight.shape, input_size, output_size, geometry, gap_operand=weight):
@@ -348,6 +358,8 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     entries off the band, which B's zeros would meet, are computed and dropped.
     """
     groups = geometry.groups
+    if _pointwise((grad_output.shape[1], input.shape[1], *kernel_size), geometry, input.shape[2:], input, grad_output):
+        return _conv_weight_grad_pointwise(input, grad_output)
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input.shape[2:], geometry.padding)]
     if _row_form(input.shape[1], grad_output.shape[1], kernel_size, padded_size, grad_output.shape[2:], input, geometry):
         return _conv_weight_grad_by_rows(_padded(input, geometry), grad_output, kernel_size)
@@ -577,3 +589,44 @@ def _conv_weight_grad_shifted(input, grad_output, kernel_size, geometry: ConvGeo
         for j, (phase, start) in enumerate(shifted.offsets):
             _product_into(grad[j], delta, x_cm[:, :, phase, start:start + delta.shape[2]].transpose(1, 2), accumulate=index > 0)
     return grad.permute(1, 2, 3, 0).reshape(out_channels, in_channels // groups, *kernel_size)
+
+
+def _pointwise(weight_shape, geometry: ConvGeometry, input_size, *operands: torch.Tensor) -> bool:
+    """Whether this is a pointwise convolution — a 1×1 kernel, unit stride, no padding, one
+    group, channels in and out — of a sample or more, whose ``operands`` (x forward, δ for the
+    input gradient, both for the weight gradient) lie contiguous with x's ``input_size`` (a
+    transposed convolution's output_padding may make x larger): then y_n = W·x_n (O×C by C×P,
+    P the positions), dX_n = Wᵀ·δ_n and dW = Σ_n δ_n·x_nᵀ read and write every sample's (C, P)
+    and (O, P) planes in place, with no layout copy."""
+    return (
+        geometry.groups == 1 and all(s == 1 for s in geometry.stride) and all(lo == 0 and hi == 0 for lo, hi in geometry.padding)
+        and all(k == 1 for k in weight_shape[2:]) and weight_shape[0] > 0 and weight_shape[1] > 0
+        and all(t.shape[0] > 0 and tuple(t.shape[2:]) == tuple(input_size) and t.is_contiguous() for t in operands)
+    )
+
+
+def _per_sample(matrix: torch.Tensor, n: int) -> torch.Tensor:
+    """``matrix`` as the first operand of every sample's product: a stride-0 batch, which the
+    batched product reads without copying it."""
+    return matrix.expand(n, *matrix.shape)
+
+
+def _conv_forward_pointwise(input, weight, bias, activation):
+    """y_n = W·x_n (+ b), the pointwise form of ``conv_forward``."""
+    n, out_channels = input.shape[0], weight.shape[0]
+    output = input.new_empty((n, out_channels, *input.shape[2:]))
+    rows, w = output.view(n, out_channels, -1), _per_sample(weight.flatten(1), n)
+    if bias is None:
+        torch.bmm(w, input.flatten(2), out=rows)
+    else:
+        torch.baddbmm(bias.view(1, -1, 1), w, input.flatten(2), out=rows)
+    return output.clamp_(min=0) if activation == "relu" else output
+
+
+def _conv_weight_grad_pointwise(input, grad_output):
+    """dW = Σ_n δ_n·x_nᵀ, the pointwise form of ``conv_weight_grad``: one product per sample,
+    accumulated in place (a batched product would write N partial dW)."""
+    grad = torch.mm(grad_output[0].flatten(1), input[0].flatten(1).t())
+    for delta, x in zip(grad_output[1:], input[1:]):
+        grad.addmm_(delta.flatten(1), x.flatten(1).t())
+    return grad.view(*grad.shape, *(1,) * (input.dim() - 2))
