@@ -63,8 +63,13 @@ from ._strided import all_finite, offset_starts, offset_steps, pad, plane_stride
 
 
 # Unit-stride convolutions use plane-span columns while they cost at most this many times
-# the output positions in GEMM work (measured on LeNet's C3, 1.36×: the faster copies win).
+# the output positions in GEMM work (measured on LeNet's C3, 1.36×: the faster copies win),
+# and while the extra work per copied element, (overhead − 1)·O/G multiply-adds, is at most
+# _SPAN_EXTRA_WORK: the copies' saving is per element, the gaps' cost grows with the GEMM's
+# other side. C3: 0.36·16 ≈ 6. resnet18's 3×3 layers at b8 ran 2–21 % faster with one column per
+# output position (512 channels at 4², 0.38·512; 256 at 7², 0.24·256; 128 at 14², 0.13·128).
 _SPAN_OVERHEAD = 1.5
+_SPAN_EXTRA_WORK = 12
 
 # Each computation builds (or folds back) the im2col matrix for a chunk of the batch at a time,
 # about this many bytes of it. The matrix is K times the input: whole, it streams through the
@@ -114,7 +119,7 @@ class _Columns(NamedTuple):
         return self.sizes != () and len(self.sizes) != len(self.output_strides)
 
 
-def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gap_operand: torch.Tensor | None = None) -> _Columns:
+def _choose_columns(padded_size, output_size, geometry: ConvGeometry, group_out_channels: int, gap_operand: torch.Tensor | None = None) -> _Columns:
     """Plane-span columns for unit stride when their overhead is small, otherwise one per
     output position. Backward passes name the operand that meets the gaps' zeros
     (``gap_operand``); gaps are allowed only when it is finite, as 0·inf would leak."""
@@ -123,6 +128,7 @@ def _choose_columns(padded_size, output_size, geometry: ConvGeometry, gap_operan
     positions = prod(output_size)
     if (
         positions > 0 and all(s == 1 for s in geometry.stride) and span <= _SPAN_OVERHEAD * positions
+        and (span - positions) * group_out_channels <= _SPAN_EXTRA_WORK * positions
         and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
     ):
         return _Columns((span,), (1,), tuple(t))
@@ -246,7 +252,7 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     out_channels, kernel_size = weight.shape[0], weight.shape[2:]
     x_pad = _padded(input, geometry)
     output_size = geometry.output_size(input.shape[2:], kernel_size)
-    columns = _choose_columns(x_pad.shape[2:], output_size, geometry)
+    columns = _choose_columns(x_pad.shape[2:], output_size, geometry, out_channels // groups)
     w = weight.reshape(groups, out_channels // groups, -1)
     output = input.new_empty((n, out_channels, *output_size))
     for chunk in _batch_chunks(n, _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
@@ -307,7 +313,7 @@ def _conv_input_grad_by_columns(grad_output, weight, padded_size, geometry: Conv
     n, out_channels = grad_output.shape[:2]
     groups, kernel_size = geometry.groups, weight.shape[2:]
     in_channels, output_size = weight.shape[1] * groups, grad_output.shape[2:]
-    columns = _choose_columns(padded_size, output_size, geometry, gap_operand=weight)
+    columns = _choose_columns(padded_size, output_size, geometry, out_channels // groups, gap_operand=weight)
     w_t = weight.reshape(groups, out_channels // groups, -1).transpose(1, 2)
     grad = grad_output.new_zeros(n, in_channels, *padded_size)
     plane, steps = prod(padded_size), offset_steps(padded_size, geometry.dilation)
@@ -367,7 +373,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     if _shift_form(input.shape[:2], weight_shape, input.shape[2:], grad_output.shape[2:], geometry, gap_operand=input):
         return _conv_weight_grad_shifted(input, grad_output, kernel_size, geometry)
     x_pad = _padded(input, geometry)
-    columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, gap_operand=input)
+    columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, grad_output.shape[1] // groups, gap_operand=input)
     grad = None  # (G, O/G, C/G·K), summed over the batch's chunks
     for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
         cols_t = _columns(x_pad[chunk], kernel_size, geometry, columns).transpose(1, 2)
