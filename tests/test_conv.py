@@ -202,7 +202,7 @@ def test_shifted_form_matches_torch(op, monkeypatch):
     with backends.use_backend("cpu"):
         for samples in (1, 2):
             monkeypatch.setattr(
-                cpu_conv, "_batch_chunks", lambda n, _, step=samples: [slice(i, min(i + step, n)) for i in range(0, max(n, 1), step)]
+                cpu_conv, "_batch_chunks", lambda n, *_, step=samples: [slice(i, min(i + step, n)) for i in range(0, max(n, 1), step)]
             )
             x, w, b = random((5, *input_shape[1:]), torch.float64), random(weight_shape, torch.float64), random(weight_shape[:1], torch.float64)
             check_op(op.split("-")[0], x, w, b, **kwargs)

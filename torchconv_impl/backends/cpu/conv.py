@@ -79,6 +79,12 @@ _SPAN_EXTRA_WORK = 12
 # col2im (K strided adds per chunk) too, 2 MiB beat 1 MiB by 3 % and 8 MiB by 6 %.
 _CHUNK_BYTES = 2 << 20
 
+# Each chunk's product reads all of W again (the weight gradient's updates all of dW), so a
+# chunk holds at least this many times W's bytes, which keeps W's traffic a small part of the
+# chunk's own (resnet18's 3×3 layers at b8: 512 channels at 4², W 9.4 MB, 9–17 % faster in one
+# chunk than in 2 MiB ones; 256 channels at 7², W 2.4 MB, about 10 %).
+_WEIGHT_SHARE = 4
+
 # The row form is used for rows of at most this many kernel widths (its products' extra work;
 # measured on LeNet's C1 and C3, 6.4 and 2.8, whose backward passes run 10–15 % faster in it),
 # and while its banded kernel matrix, which every row of its products reads, fits the core's cache.
@@ -95,11 +101,12 @@ _SHIFT_OVERHEAD = 1.2
 _SHIFT_MIN_CHANNELS = 16
 
 
-def _batch_chunks(n: int, per_sample_bytes: int):
-    """Slices of the batch, each with at most ``_CHUNK_BYTES`` of im2col matrix but at least one
-    sample; one empty slice for an empty batch (its weight-gradient is then a GEMM's zeros).
+def _batch_chunks(n: int, per_sample_bytes: int, weight_bytes: int = 0):
+    """Slices of the batch, each with at most ``_CHUNK_BYTES`` of im2col matrix, or
+    ``_WEIGHT_SHARE`` times the ``weight_bytes`` of W where that is more, but at least one sample;
+    one empty slice for an empty batch (its weight-gradient is then a GEMM's zeros).
     Chunks are whole samples, so every chunk's columns are laid out as the whole batch's."""
-    step = max(1, _CHUNK_BYTES // max(1, per_sample_bytes))
+    step = max(1, max(_CHUNK_BYTES, _WEIGHT_SHARE * weight_bytes) // max(1, per_sample_bytes))
     return [slice(start, min(start + step, n)) for start in range(0, max(n, 1), step)]
 
 
@@ -146,6 +153,10 @@ def _columns(x_pad: torch.Tensor, kernel_size, geometry: ConvGeometry, columns: 
     cols = scratch.get("cols", view.shape, like=x_pad)
     cols.copy_(view)
     return cols.view(geometry.groups, c // geometry.groups * prod(kernel_size), n * columns.length)
+
+
+def _bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 def _columns_bytes(channels: int, kernel_size, columns: _Columns, like: torch.Tensor) -> int:
@@ -255,7 +266,7 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     columns = _choose_columns(x_pad.shape[2:], output_size, geometry, out_channels // groups)
     w = weight.reshape(groups, out_channels // groups, -1)
     output = input.new_empty((n, out_channels, *output_size))
-    for chunk in _batch_chunks(n, _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
+    for chunk in _batch_chunks(n, _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad), _bytes(weight)):
         cols = _columns(x_pad[chunk], kernel_size, geometry, columns)
         rows = scratch.get("rows", (groups, out_channels // groups, cols.shape[2]), like=cols)
         if bias is None:
@@ -318,7 +329,7 @@ def _conv_input_grad_by_columns(grad_output, weight, padded_size, geometry: Conv
     grad = grad_output.new_zeros(n, in_channels, *padded_size)
     plane, steps = prod(padded_size), offset_steps(padded_size, geometry.dilation)
     disjoint = all(p == 1 or s >= d * (k - 1) + 1 for p, s, d, k in zip(output_size, geometry.stride, geometry.dilation, kernel_size))
-    for chunk in _batch_chunks(n, _columns_bytes(in_channels, kernel_size, columns, grad)):
+    for chunk in _batch_chunks(n, _columns_bytes(in_channels, kernel_size, columns, grad), _bytes(weight)):
         delta = _delta_rows(grad_output[chunk], columns, groups)
         cols_grad = scratch.get("cols", (groups, w_t.shape[1], delta.shape[2]), like=grad_output)
         torch.bmm(w_t, delta, out=cols_grad)
@@ -375,7 +386,8 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     x_pad = _padded(input, geometry)
     columns = _choose_columns(x_pad.shape[2:], grad_output.shape[2:], geometry, grad_output.shape[1] // groups, gap_operand=input)
     grad = None  # (G, O/G, C/G·K), summed over the batch's chunks
-    for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad)):
+    weight_bytes = grad_output.shape[1] * x_pad.shape[1] // groups * prod(kernel_size) * x_pad.element_size()
+    for chunk in _batch_chunks(input.shape[0], _columns_bytes(x_pad.shape[1], kernel_size, columns, x_pad), weight_bytes):
         cols_t = _columns(x_pad[chunk], kernel_size, geometry, columns).transpose(1, 2)
         delta = _delta_rows(grad_output[chunk], columns, groups)
         grad = torch.bmm(delta, cols_t) if grad is None else grad.baddbmm_(delta, cols_t)
@@ -545,7 +557,7 @@ def _conv_forward_shifted(input, weight, bias, geometry: ConvGeometry, activatio
     w = _by_offset(weight, groups)
     bias = None if bias is None else bias.view(groups, -1, 1)
     output = input.new_empty((n, out_channels, *shifted.output_size))
-    for chunk in _batch_chunks(n, _shift_chunk_bytes(in_channels + out_channels, shifted, input)):
+    for chunk in _batch_chunks(n, _shift_chunk_bytes(in_channels + out_channels, shifted, input), _bytes(weight)):
         x_cm = _shifted_input(input[chunk], shifted, groups)
         samples = x_cm.shape[3] // shifted.plane
         rows = scratch.get("rows", (groups, out_channels // groups, shifted.columns(samples)), like=input)
@@ -569,7 +581,7 @@ def _conv_input_grad_shifted(grad_output, weight, input_size, geometry: ConvGeom
     w_t = _by_offset(weight, groups).transpose(2, 3)
     every_phase_read = len(shifted.phases) == prod(geometry.stride)
     grad = (grad_output.new_empty if every_phase_read else grad_output.new_zeros)((n, in_channels, *input_size))
-    for chunk in _batch_chunks(n, _shift_chunk_bytes(in_channels + out_channels, shifted, grad_output)):
+    for chunk in _batch_chunks(n, _shift_chunk_bytes(in_channels + out_channels, shifted, grad_output), _bytes(weight)):
         delta = _shifted_delta(grad_output[chunk], shifted, groups)
         grad_part = grad[chunk]
         grad_cm = scratch.get("shifted grad", (in_channels, len(shifted.phases), grad_part.shape[0], *shifted.phase_size), like=grad_output)
@@ -589,7 +601,7 @@ def _conv_weight_grad_shifted(input, grad_output, kernel_size, geometry: ConvGeo
     out_channels, groups = grad_output.shape[1], geometry.groups
     shifted = _shifted(tuple(input.shape[2:]), tuple(kernel_size), tuple(grad_output.shape[2:]), geometry)
     grad = input.new_empty((len(shifted.offsets), groups, out_channels // groups, in_channels // groups))  # dW_j, summed over chunks
-    for index, chunk in enumerate(_batch_chunks(n, _shift_chunk_bytes(in_channels + out_channels, shifted, input))):
+    for index, chunk in enumerate(_batch_chunks(n, _shift_chunk_bytes(in_channels + out_channels, shifted, input), _bytes(grad))):
         x_cm = _shifted_input(input[chunk], shifted, groups)
         delta = _shifted_delta(grad_output[chunk], shifted, groups)
         for j, (phase, start) in enumerate(shifted.offsets):
