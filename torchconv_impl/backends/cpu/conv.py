@@ -185,6 +185,11 @@ def _padded(x: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
     return pad(x, geometry.padding).contiguous()
 
 
+def _interior(padded: torch.Tensor, input_size, geometry: ConvGeometry) -> torch.Tensor:
+    """The part of a padded (…, *S') tensor where x lies, of ``input_size``."""
+    return padded[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
+
+
 def _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, like: torch.Tensor, geometry: ConvGeometry) -> bool:
     """Whether the row form computes this convolution's backward passes (see the module's notes):
     2-d, one group, channels in and out, unit stride and dilation, float32 or float64, more than
@@ -252,8 +257,8 @@ def _row_bytes(in_channels: int, kh: int, padded_size, output_rows: int, like: t
 def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
 
-    As a matrix product per group g: y_g = W_g · cols_g (+ b_g), W_g as (O/G, C/G·K);
-    ``activation="relu"`` clamps y at 0 while copying it out (the epilogue a GPU kernel fuses).
+    As a matrix product per group g: y_g = W_g · cols_g (+ b_g), W_g as (O/G, C/G·K), or in the
+    pointwise or shifted form (see the module's notes); ``activation="relu"`` clamps y at 0 while copying it out (the epilogue a GPU kernel fuses).
     """
     if _pointwise(weight.shape, geometry, input.shape[2:], input):
         return _conv_forward_pointwise(input, weight, bias, activation)
@@ -283,7 +288,8 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
 
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
-    """dX = δ ⋆ᵀ W, the transposed convolution, as the transpose of the forward's matrix form.
+    """dX = δ ⋆ᵀ W, the transposed convolution, as the transpose of the forward's matrix form
+    (or in the pointwise, row or shifted form, see the module's notes).
 
     The forward copied x into cols (im2col) and multiplied: y = W·cols. Backward runs it in
     reverse (seeds 001/003: the backward pass is the transposed matrix):
@@ -307,15 +313,12 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
     if _pointwise(weight.shape, geometry, input_size, grad_output):
         grad = torch.bmm(_per_sample(weight.flatten(1).t(), n), grad_output.flatten(2)).view(n, in_channels, *input_size)
-        return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
-    if _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, grad_output, geometry) and all_finite(grad_output):
-        grad = _conv_input_grad_by_rows(grad_output, weight, padded_size)
+    elif _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, grad_output, geometry) and all_finite(grad_output):
+        grad = _interior(_conv_input_grad_by_rows(grad_output, weight, padded_size), input_size, geometry)
     elif _shift_form((n, in_channels), weight.shape, input_size, output_size, geometry, gap_operand=weight):
         grad = _conv_input_grad_shifted(grad_output, weight, input_size, geometry)
-        return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
     else:
-        grad = _conv_input_grad_by_columns(grad_output, weight, padded_size, geometry)
-    grad = grad[(..., *(slice(lo, lo + i) for i, (lo, _) in zip(input_size, geometry.padding)))]
+        grad = _interior(_conv_input_grad_by_columns(grad_output, weight, padded_size, geometry), input_size, geometry)
     return grad if bias is None else grad + bias.view(1, -1, *(1,) * len(input_size))
 
 
@@ -371,7 +374,8 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
 
     As a matrix product per group: dW_g = δ_g · cols_gᵀ (the seeds' ∂L/∂W = ∂L/∂Y·Xᵀ), the sum
     over the batch and positions being the GEMM's reduction dimension. Plane-span columns
-    need a finite x (gap columns hold 0·x). In the row form dW is the band of Aᵀ·δ; the
+    need a finite x (gap columns hold 0·x), as does the shifted form, one product per kernel
+    offset; the pointwise form sums δ_n·x_nᵀ. In the row form dW is the band of Aᵀ·δ; the
     entries off the band, which B's zeros would meet, are computed and dropped.
     """
     groups = geometry.groups
