@@ -412,15 +412,16 @@ def _conv_weight_grad_by_rows(x_pad, grad_output, kernel_size):
 def _shift_form(batch_and_channels, weight_shape, input_size, output_size, geometry: ConvGeometry, gap_operand: torch.Tensor | None = None) -> bool:
     """Whether the shifted form computes this convolution (see the module's notes): a sample,
     channels in and out and an output; and one input channel in each of several groups (im2col's
-    product is then G one-row products), or at least ``_SHIFT_MIN_CHANNELS`` with phase planes of at most ``_SHIFT_OVERHEAD`` times the output.
-    Backward passes name the operand that meets the gap columns' zeros (``gap_operand``), which
-    must then be finite, as 0·inf would leak."""
+    product is then G one-row products), or at least ``_SHIFT_MIN_CHANNELS`` with phase planes of
+    at most ``_SHIFT_OVERHEAD`` times the output. Backward passes name the operand that meets the
+    gap columns' zeros (``gap_operand``), which must then be finite, as 0·inf would leak."""
     (n, in_channels), (out_channels, group_channels, *kernel_size) = batch_and_channels, weight_shape
-    if n == 0 or in_channels == 0 or out_channels == 0 or prod(output_size) == 0:
+    depthwise = group_channels == 1 and geometry.groups > 1
+    if n == 0 or in_channels == 0 or out_channels == 0 or prod(output_size) == 0 or not (depthwise or group_channels >= _SHIFT_MIN_CHANNELS):
         return False
-    shifted = _shifted(tuple(input_size), tuple(kernel_size), tuple(output_size), geometry)
+    phase_plane = prod(-(-(i + lo + hi) // s) for i, (lo, hi), s in zip(input_size, geometry.padding, geometry.stride))
     return (
-        ((group_channels == 1 and geometry.groups > 1) or (group_channels >= _SHIFT_MIN_CHANNELS and shifted.plane <= _SHIFT_OVERHEAD * prod(shifted.output_size)))
+        (depthwise or phase_plane <= _SHIFT_OVERHEAD * prod(output_size))
         and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
     )
 
@@ -621,8 +622,8 @@ def _pointwise(weight_shape, geometry: ConvGeometry, input_size, *operands: torc
     P the positions), dX_n = Wᵀ·δ_n and dW = Σ_n δ_n·x_nᵀ read and write every sample's (C, P)
     and (O, P) planes in place, with no layout copy."""
     return (
-        geometry.groups == 1 and all(s == 1 for s in geometry.stride) and all(lo == 0 and hi == 0 for lo, hi in geometry.padding)
-        and all(k == 1 for k in weight_shape[2:]) and weight_shape[0] > 0 and weight_shape[1] > 0
+        all(k == 1 for k in weight_shape[2:]) and geometry.groups == 1 and all(s == 1 for s in geometry.stride)
+        and all(lo == 0 and hi == 0 for lo, hi in geometry.padding) and weight_shape[0] > 0 and weight_shape[1] > 0
         and all(t.shape[0] > 0 and tuple(t.shape[2:]) == tuple(input_size) and t.is_contiguous() for t in operands)
     )
 
