@@ -130,7 +130,7 @@ def check_gradcheck_and_gradgradcheck(op, input_shape, weight_shape, kwargs):
 
 
 def _chunks_of(samples):
-    return lambda n, per_sample_bytes: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
+    return lambda n, per_sample_bytes, weight_bytes=0: [slice(start, min(start + samples, n)) for start in range(0, max(n, 1), samples)]
 
 
 def check_batch_chunks(op, geometry, monkeypatch):

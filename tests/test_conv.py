@@ -175,6 +175,64 @@ def test_batch_chunks_sum_like_one_batch(op, monkeypatch):
     check_batch_chunks(op.removesuffix("-unit-stride"), BATCH_CHUNK_GEOMETRY[op], monkeypatch)
 
 
+# The shifted form (no im2col), forced on convolutions too small to take it by themselves:
+# stride phases, dilation, groups (depthwise among them), padding, 1-, 2- and 3-d.
+SHIFTED_GEOMETRY = {
+    **BATCH_CHUNK_GEOMETRY,
+    "conv2d-dilated": ((2, 3, 7, 8), (4, 3, 3, 2), dict(padding=(2, 1), dilation=2)),
+    "conv2d-depthwise": ((2, 4, 7, 6), (8, 1, 3, 3), dict(stride=2, padding=1, groups=4)),
+}
+
+
+def _force_shifted_form(monkeypatch):
+    from torchconv_impl.backends.cpu import conv as cpu_conv
+
+    monkeypatch.setattr(cpu_conv, "_SHIFT_OVERHEAD", float("inf"))
+    monkeypatch.setattr(cpu_conv, "_SHIFT_MIN_CHANNELS", 1)
+    return cpu_conv
+
+
+@pytest.mark.parametrize("op", SHIFTED_GEOMETRY)
+def test_shifted_form_matches_torch(op, monkeypatch):
+    """In chunks of one and of two samples out of five, every computation in the shifted form
+    (but a 2-d unit-stride backward, which the row form takes), outputs and all gradients are torch's."""
+    cpu_conv = _force_shifted_form(monkeypatch)
+    chosen = record_calls(monkeypatch, cpu_conv, "_shift_form")
+    input_shape, weight_shape, kwargs = SHIFTED_GEOMETRY[op]
+    with backends.use_backend("cpu"):
+        for samples in (1, 2):
+            monkeypatch.setattr(
+                cpu_conv, "_batch_chunks", lambda n, *_, step=samples: [slice(i, min(i + step, n)) for i in range(0, max(n, 1), step)]
+            )
+            x, w, b = random((5, *input_shape[1:]), torch.float64), random(weight_shape, torch.float64), random(weight_shape[:1], torch.float64)
+            check_op(op.split("-")[0], x, w, b, **kwargs)
+    assert len(chosen) >= 2 and all(result for _, _, result in chosen)
+
+
+@pytest.mark.parametrize("special", ["inf input", "nan weight", "inf grad_output"])
+def test_shifted_form_keeps_non_finite_values(special, monkeypatch):
+    _force_shifted_form(monkeypatch)
+    with backends.use_backend("cpu"):
+        check_non_finite_values("conv2d", special)
+
+
+@pytest.mark.parametrize("op,input_shape,weight_shape", [
+    ("conv1d", (3, 4, 7), (5, 4, 1)),
+    ("conv2d", (3, 4, 5, 6), (5, 4, 1, 1)),
+    ("conv_transpose3d", (3, 4, 2, 3, 2), (4, 5, 1, 1, 1)),
+])
+def test_pointwise_form_matches_torch(op, input_shape, weight_shape, monkeypatch):
+    """1×1 convolutions without padding run as one product per sample in place (the pointwise
+    form): all three computations take it, and give torch's outputs and gradients."""
+    from torchconv_impl.backends.cpu import conv as cpu_conv
+
+    chosen = record_calls(monkeypatch, cpu_conv, "_pointwise")
+    out_channels = weight_shape[1] if "transpose" in op else weight_shape[0]
+    with backends.use_backend("cpu"):
+        check_op(op, random(input_shape, torch.float64), random(weight_shape, torch.float64), random((out_channels,), torch.float64))
+    assert sum(result for _, _, result in chosen) >= 3
+
+
 def test_delta_rows_of_equal_shape_and_other_gaps():
     """The CPU engine keeps δ's row buffers zero between windows by writing only the
     window columns, so each gap layout needs a buffer of its own. Two convolutions whose δ rows

@@ -9,9 +9,9 @@ elements after its window's first element. Both convolution (im2col, col2im) and
 """
 from __future__ import annotations
 
+import cmath
 import functools
 import itertools
-import math
 import threading
 
 import torch
@@ -120,5 +120,5 @@ def offset_starts(kernel_size, steps) -> list[int]:
 
 
 def all_finite(t: torch.Tensor) -> bool:
-    """Whether every element is finite (a sum overflowing to inf only answers False)."""
-    return math.isfinite(t.detach().sum().item())
+    """Whether every element is finite (a sum overflowing to inf only answers False); real or complex."""
+    return cmath.isfinite(t.detach().sum().item())
