@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -219,9 +220,15 @@ def run_compile_table(device, dtype, repeats):
               f"self-vs-self spread {median['ours eager again'] / median['ours eager']:.2f}")
 
 
+def named(only: str, name: str) -> bool:
+    """Whether case ``name`` has a word starting with ``only`` (any case): "lenet" names the
+    LeNet cases, not mobilenet_v2; "" names every case."""
+    return re.search(r"(?:^|[^0-9a-z])" + re.escape(only.casefold()), name.casefold()) is not None
+
+
 def network_cases(device, dtype, only=""):
     """{case: {"ours": callable, "torch": callable}}: one training step or inference each, for the
-    cases whose name contains ``only`` (any case)."""
+    cases ``only`` names (``named``)."""
     import torchvision
 
     from torchconv_impl.models import LeNet5
@@ -241,7 +248,7 @@ def network_cases(device, dtype, only=""):
         return forward
 
     def wanted(*names):
-        return any(only.casefold() in name.casefold() for name in names)
+        return any(named(only, name) for name in names)
 
     cases = {}
     for name in ("resnet18", "vgg11", "mobilenet_v2"):
@@ -314,7 +321,7 @@ def main(argv=None):
                         help="CPU threads, 0 = torch's default (docs/results.md's figures use 1: the machine is shared)")
     parser.add_argument("--repeats", type=int, default=7, help="CPU repeats per measurement (median)")
     parser.add_argument("--only", default="",
-                        help="run only layer and network cases whose name contains this text (any case; default: all)")
+                        help="run only layer and network cases with a word starting with this text (any case; default: all)")
     parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png (default: none written)")
     parser.add_argument("--compile", action="store_true", help="also time whole models eager vs torch.compile")
     parser.add_argument("--networks", action="store_true", help="also time converted resnet18/vgg11/mobilenet_v2 and LeNet-5 against torch.nn")
@@ -330,7 +337,7 @@ def main(argv=None):
     available = GPU_CASES if device.type == "cuda" else CPU_CASES
     if args.no_layers and not (args.compile or args.networks):
         parser.error("--no-layers leaves nothing to run without --compile or --networks")
-    cases = [] if args.no_layers else [c for c in available if args.only.casefold() in c.name.casefold()]
+    cases = [] if args.no_layers else [c for c in available if named(args.only, c.name)]
     if not cases and not args.no_layers:
         parser.error(f"--only {args.only!r} matches no {device.type} case; the cases are: " + "; ".join(c.name for c in available))
 
