@@ -419,11 +419,15 @@ def _shift_form(batch_and_channels, weight_shape, input_size, output_size, geome
     depthwise = group_channels == 1 and geometry.groups > 1
     if n == 0 or in_channels == 0 or out_channels == 0 or prod(output_size) == 0 or not (depthwise or group_channels >= _SHIFT_MIN_CHANNELS):
         return False
-    phase_plane = prod(-(-(i + lo + hi) // s) for i, (lo, hi), s in zip(input_size, geometry.padding, geometry.stride))
     return (
-        (depthwise or phase_plane <= _SHIFT_OVERHEAD * prod(output_size))
+        (depthwise or prod(_phase_size(input_size, geometry)) <= _SHIFT_OVERHEAD * prod(output_size))
         and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
     )
+
+
+def _phase_size(input_size, geometry: ConvGeometry) -> tuple[int, ...]:
+    """The size of each stride phase of the padded plane: ⌈(I + lo + hi) / s⌉ per dim."""
+    return tuple(-(-(i + lo + hi) // s) for i, (lo, hi), s in zip(input_size, geometry.padding, geometry.stride))
 
 
 class _Shifted(NamedTuple):
@@ -478,8 +482,7 @@ class _Shifted(NamedTuple):
 def _shifted(input_size, kernel_size, output_size, geometry: ConvGeometry) -> _Shifted:
     """The shifted form's numbers; ``output_size`` is δ's in the input gradient, which may
     hold fewer windows than fit (a transposed convolution's output_padding ≥ stride)."""
-    padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
-    phase_size = tuple(-(-size // s) for size, s in zip(padded_size, geometry.stride))
+    phase_size = _phase_size(input_size, geometry)
     strides = plane_strides(phase_size)
     phases, offsets = [], []
     for offset in itertools.product(*map(range, kernel_size)):
