@@ -216,6 +216,69 @@ def test_shifted_form_keeps_non_finite_values(special, monkeypatch):
         check_non_finite_values("conv2d", special)
 
 
+# The flat depthwise form: 1-, 2- and 3-d, dilation, non-square planes, even kernels ('same'
+# pads one more on the high side), kernels reaching past the plane, and the transposed
+# convolution (whose forward is the input gradient).
+FLAT_DEPTHWISE_GEOMETRY = {
+    "conv1d-dilated": ((2, 4, 9), (4, 1, 3), dict(padding=2, dilation=2, groups=4)),
+    "conv2d": ((2, 3, 5, 6), (3, 1, 3, 3), dict(padding=1, groups=3)),
+    "conv2d-even-kernel": ((2, 3, 6, 5), (3, 1, 4, 2), dict(padding="same", groups=3)),
+    "conv2d-kernel-past-plane": ((2, 2, 3, 3), (2, 1, 7, 7), dict(padding=3, groups=2)),
+    "conv3d": ((2, 2, 3, 4, 5), (2, 1, 3, 3, 3), dict(padding=1, groups=2)),
+    "conv_transpose2d": ((2, 3, 5, 6), (3, 1, 3, 3), dict(padding=1, groups=3)),
+}
+
+
+def _flat_depthwise(monkeypatch, block_bytes):
+    """The flat form's choices, recorded, with every plane's weight gradient in it and blocks of ``block_bytes``."""
+    from torchconv_impl.backends.cpu import depthwise
+
+    monkeypatch.setattr(depthwise, "_WEIGHT_GRAD_MAX_PLANE", float("inf"))
+    monkeypatch.setattr(depthwise, "_BLOCK_BYTES", block_bytes)
+    return record_calls(monkeypatch, depthwise, "flat_form")
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2 << 20], ids=["a-channel-a-block", "one-block"])
+@pytest.mark.parametrize("op", FLAT_DEPTHWISE_GEOMETRY)
+def test_flat_depthwise_form_matches_torch(op, block_bytes, monkeypatch):
+    """Depthwise, unit-stride convolutions with an output of the input's size run as a stencil
+    over flat planes in all three computations (masks for the padding, blocks of channels), and
+    give torch's outputs and gradients."""
+    chosen = _flat_depthwise(monkeypatch, block_bytes)
+    input_shape, weight_shape, kwargs = FLAT_DEPTHWISE_GEOMETRY[op]
+    with backends.use_backend("cpu"):
+        x, w = random(input_shape, torch.float64), random(weight_shape, torch.float64)
+        check_op(op.split("-")[0], x, w, random((input_shape[1],), torch.float64), **kwargs)
+    assert len(chosen) == 3 and all(result for _, _, result in chosen)
+
+
+def test_flat_depthwise_forward_fuses_relu(monkeypatch):
+    chosen = _flat_depthwise(monkeypatch, 1)
+    x, w, b = (torch.randn(shape, dtype=torch.float64, requires_grad=True) for shape in ((2, 3, 5, 6), (3, 1, 3, 3), (3,)))
+    with backends.use_backend("cpu"):
+        check_against_torch(F.conv_bias_relu, _relu_of_torch_conv, x, w, b, padding=1, groups=3)
+    assert chosen[0][2]
+
+
+@pytest.mark.parametrize("special", ["inf input", "nan weight", "inf grad_output"])
+def test_flat_depthwise_form_declines_non_finite_values(special, monkeypatch):
+    """The masks' zeros meet every element of x, W and δ (0·inf is NaN): with an inf or NaN in
+    one, the computations that read it take another form and keep torch's results. The inf
+    sits at a row's end, which the next row's first window reads only across the wrap."""
+    chosen = _flat_depthwise(monkeypatch, 2 << 20)
+    x, w = random((2, 3, 5, 6), torch.float64), random((3, 1, 3, 3), torch.float64)
+    if special == "inf input":
+        x[0, 1, 2, -1] = float("inf")
+    if special == "nan weight":
+        w[1, 0, 1, 2] = float("nan")
+    grad_output = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    if special == "inf grad_output":
+        grad_output[1, 2, 3, -1] = float("inf")
+    with backends.use_backend("cpu"):
+        check_op("conv2d", x, w, None, grad_output, padding=1, groups=3)
+    assert not all(result for _, _, result in chosen)
+
+
 @pytest.mark.parametrize("op,input_shape,weight_shape", [
     ("conv1d", (3, 4, 7), (5, 4, 1)),
     ("conv2d", (3, 4, 5, 6), (5, 4, 1, 1)),

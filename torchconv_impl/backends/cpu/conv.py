@@ -59,6 +59,7 @@ from typing import NamedTuple
 import torch
 
 from ..._geometry import ConvGeometry, prod
+from . import depthwise
 from ._strided import all_finite, offset_starts, offset_steps, pad, plane_strides, scratch
 
 
@@ -262,6 +263,8 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """
     if _pointwise(weight.shape, geometry, input.shape[2:], input):
         return _conv_forward_pointwise(input, weight, bias, activation)
+    if depthwise.flat_form(weight.shape, input.shape[2:], geometry, input, weight):
+        return depthwise.stencil(input, weight, bias, geometry.padding, geometry.dilation, activation)
     if _shift_form(input.shape[:2], weight.shape, input.shape[2:], geometry.output_size(input.shape[2:], weight.shape[2:]), geometry):
         return _conv_forward_shifted(input, weight, bias, geometry, activation)
     n, groups = input.shape[0], geometry.groups
@@ -313,6 +316,8 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
     if _pointwise(weight.shape, geometry, input_size, grad_output):
         grad = torch.bmm(_per_sample(weight.flatten(1).t(), n), grad_output.flatten(2)).view(n, in_channels, *input_size)
+    elif tuple(output_size) == tuple(input_size) and depthwise.flat_form(weight.shape, input_size, geometry, grad_output, weight):
+        grad = depthwise.input_grad(grad_output, weight, geometry.padding, geometry.dilation)
     elif _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, grad_output, geometry) and all_finite(grad_output):
         grad = _interior(_conv_input_grad_by_rows(grad_output, weight, padded_size), input_size, geometry)
     elif _shift_form((n, in_channels), weight.shape, input_size, output_size, geometry, gap_operand=weight):
@@ -381,10 +386,12 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     groups = geometry.groups
     if _pointwise((grad_output.shape[1], input.shape[1], *kernel_size), geometry, input.shape[2:], input, grad_output):
         return _conv_weight_grad_pointwise(input, grad_output)
+    weight_shape = (grad_output.shape[1], input.shape[1] // groups, *kernel_size)
+    if depthwise.flat_weight_grad(weight_shape, input.shape[2:], geometry, input, grad_output):
+        return depthwise.weight_grad(input, grad_output, kernel_size, geometry.padding, geometry.dilation)
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input.shape[2:], geometry.padding)]
     if _row_form(input.shape[1], grad_output.shape[1], kernel_size, padded_size, grad_output.shape[2:], input, geometry):
         return _conv_weight_grad_by_rows(_padded(input, geometry), grad_output, kernel_size)
-    weight_shape = (grad_output.shape[1], input.shape[1] // groups, *kernel_size)
     if _shift_form(input.shape[:2], weight_shape, input.shape[2:], grad_output.shape[2:], geometry, gap_operand=input):
         return _conv_weight_grad_shifted(input, grad_output, kernel_size, geometry)
     x_pad = _padded(input, geometry)
