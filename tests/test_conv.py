@@ -296,16 +296,21 @@ def test_pointwise_form_matches_torch(op, input_shape, weight_shape, monkeypatch
     assert sum(result for _, _, result in chosen) >= 3
 
 
-def test_delta_rows_of_equal_shape_and_other_gaps():
+def test_delta_rows_of_equal_shape_and_other_gaps(monkeypatch):
     """The CPU engine keeps δ's row buffers zero between windows by writing only the
     window columns, so each gap layout needs a buffer of its own. Two convolutions whose δ rows
     have the same shape, (4, 2·58), but gaps in other places — 6×10 planes with 1×3 kernels
-    (rows of 10, windows of 8) and 3×20 planes (rows of 20, windows of 18) — taken in turn
+    (rows of 10, windows of 8) and 4×15 planes (rows of 15, windows of 13) — taken in turn
     must each still give torch's gradients."""
+    from torchconv_impl.backends.cpu import conv as cpu_conv
+
+    monkeypatch.setattr(cpu_conv, "_ROW_FORM_WIDTHS", 0)  # the backward passes over columns, not rows
+    rows = record_calls(monkeypatch, cpu_conv, "_delta_rows")
     with backends.use_backend("cpu"):
-        for spatial in [(6, 10), (3, 20), (6, 10)]:
+        for spatial in [(6, 10), (4, 15), (6, 10)]:
             x, w, b = random((2, 3, *spatial), torch.float64), random((4, 3, 1, 3), torch.float64), random((4,), torch.float64)
             check_op("conv2d", x, w, b)
+    assert len(rows) == 6 and all(columns.has_gaps() and delta.shape == (1, 4, 2 * 58) for (_, columns, _), _, delta in rows)
 
 
 def test_zeroed_scratch_buffers_are_bounded():

@@ -13,7 +13,8 @@ the zero-padded input x_pad (N, C, *S'), whose plane has row-major strides T_d:
 cols[(c, j), (n, q)] = x_pad[n, c, q + Σ_d j_d·dil_d·T_d] for a column's plane offset q.
 
 Which columns (``_Columns``): normally one per output position, q = Σ_d p_d·s_d·T_d. With
-unit stride, instead one per plane position from the first window's corner to the last's,
+unit stride and short output rows, instead one per plane position from the first window's
+corner to the last's,
 L = Σ_d (P_d − 1)·T_d + 1: each im2col row is then one contiguous slice of a plane, copied
 several times faster than runs of P_last elements, and col2im adds contiguous runs. The
 columns between windows (a window straddling a row's end) are computed and ignored in the
@@ -72,6 +73,13 @@ from ._strided import all_finite, offset_starts, offset_steps, pad, plane_stride
 _SPAN_OVERHEAD = 1.5
 _SPAN_EXTRA_WORK = 12
 
+# Plane-span columns pay for themselves by copying whole plane rows where one column per output
+# position copies runs of an output row; they are used for output rows shorter than this. Rows
+# this long already copy in whole cache lines, and the gaps' copies and products are a loss:
+# one column per position ran 10–17 % faster on LeNet's C1 (rows of 28) and vgg11's first layer
+# (112) forward, 7–10 % on their forward and backward; LeNet's C3 (rows of 10) keeps its spans.
+_SPAN_ROW_LENGTH = 16
+
 # Each computation builds (or folds back) the im2col matrix for a chunk of the batch at a time,
 # about this many bytes of it. The matrix is K times the input: whole, it streams through the
 # cache the cores share (5.7 MB for LeNet's C1 at batch 64); in chunks it stays near the core.
@@ -128,14 +136,15 @@ class _Columns(NamedTuple):
 
 
 def _choose_columns(padded_size, output_size, geometry: ConvGeometry, group_out_channels: int, gap_operand: torch.Tensor | None = None) -> _Columns:
-    """Plane-span columns for unit stride when their overhead is small, otherwise one per
-    output position. Backward passes name the operand that meets the gaps' zeros
+    """Plane-span columns for unit stride, short output rows and a small overhead, otherwise
+    one per output position. Backward passes name the operand that meets the gaps' zeros
     (``gap_operand``); gaps are allowed only when it is finite, as 0·inf would leak."""
     t = plane_strides(padded_size)
     span = sum((p - 1) * t_d for p, t_d in zip(output_size, t)) + 1
     positions = prod(output_size)
     if (
-        positions > 0 and all(s == 1 for s in geometry.stride) and span <= _SPAN_OVERHEAD * positions
+        positions > 0 and all(s == 1 for s in geometry.stride) and output_size[-1] < _SPAN_ROW_LENGTH
+        and span <= _SPAN_OVERHEAD * positions
         and (span - positions) * group_out_channels <= _SPAN_EXTRA_WORK * positions
         and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
     ):
