@@ -282,6 +282,7 @@ def test_flat_depthwise_form_declines_non_finite_values(special, monkeypatch):
 @pytest.mark.parametrize("op,input_shape,weight_shape", [
     ("conv1d", (3, 4, 7), (5, 4, 1)),
     ("conv2d", (3, 4, 5, 6), (5, 4, 1, 1)),
+    ("conv2d", (3, 12, 2, 1), (10, 12, 1, 1)),  # many channels, small planes: dW sample by sample
     ("conv_transpose3d", (3, 4, 2, 3, 2), (4, 5, 1, 1, 1)),
 ])
 def test_pointwise_form_matches_torch(op, input_shape, weight_shape, monkeypatch):
