@@ -5,6 +5,7 @@
     python scripts/bench.py --device cuda --dtype bfloat16 --channels-last --out bench_results
     python scripts/bench.py --compile               # + eager vs torch.compile (Inductor), ours and torch
     python scripts/bench.py --networks --no-layers  # only the converted networks, ours/torch
+    python scripts/bench.py --floors --no-layers    # what bounds a few layers' forward on CPU
 
 Each case is timed per phase — forward, input-gradient, weight-gradient, forward+backward —
 for torch and for ours on the same tensors. Printed: milliseconds, achieved TFLOP/s (conv) or
@@ -23,6 +24,14 @@ mobilenet_v2 converted by ``torchconv_impl.convert`` (batch 8, 112², 10 classes
 training step (batch 64) against its twin. Printed as ours/torch (> 1: ours slower), medians of
 ours, torch and ours again timed in turns, with the self-vs-self spread and the geometric mean
 of the six network ratios.
+
+``--floors`` (CPU) adds, for a few layers of those networks, the forward's floor: the bare work
+the CPU engine's form of the layer cannot do without, timed on ready operands beside ours and
+torch's — one BLAS product with the layer's multiply-adds (dense layers), K multiply-add passes
+of torch's elementwise kernels over blocks that stay in cache (depthwise layers, one per
+kernel offset), or the engine's own function called directly (a tiny layer: the rest is the
+cost of the call through the functional, autograd and operator layers). floor/torch > 1 means
+that form cannot reach torch's time whatever else is trimmed.
 """
 from __future__ import annotations
 
@@ -274,6 +283,53 @@ def network_cases(device, dtype, only=""):
     return cases
 
 
+# (name, input, weight, conv2d keywords): a dense 3×3 layer of resnet18, LeNet's C3, two of
+# mobilenet_v2's depthwise layers, and a layer too small for anything but the call to count.
+FLOOR_LAYERS = [
+    ("resnet18 3×3 64→64 28² b8", (8, 64, 28, 28), (64, 64, 3, 3), dict(padding=1)),
+    ("LeNet C3 6→16 5×5 14² b64", (64, 6, 14, 14), (16, 6, 5, 5), {}),
+    ("mobilenet_v2 depthwise 3×3 144ch 28² b8", (8, 144, 28, 28), (144, 1, 3, 3), dict(padding=1, groups=144)),
+    ("mobilenet_v2 depthwise 3×3 960ch 4² b8", (8, 960, 4, 4), (960, 1, 3, 3), dict(padding=1, groups=960)),
+    ("1×1 2→2 4² b2 (a call's own cost)", (2, 2, 4, 4), (2, 2, 1, 1), {}),
+]
+
+
+def floor_work(x, w, groups: int, tiny: bool):
+    """(what, callable): the forward's floor for the CPU engine's form of conv2d(x, w) (see the module's notes)."""
+    from torchconv_impl.backends.cpu import conv as cpu_conv
+    from torchconv_impl.backends.cpu import depthwise
+
+    if tiny:
+        geometry = torchconv_impl._geometry.ConvGeometry((1, 1), ((0, 0), (0, 0)), (1, 1), groups)
+        return "the engine's function", lambda: cpu_conv.conv_forward(x, w, None, geometry)
+    n, channels, *plane = x.shape
+    taps, positions = math.prod(w.shape[2:]), math.prod(plane)
+    if groups == 1:
+        a, b = torch.randn(w.shape[0], channels * taps), torch.randn(channels * taps, n * positions)
+        out = torch.empty(w.shape[0], n * positions)
+        return "one BLAS product", lambda: torch.mm(a, b, out=out)
+    y, source, weights = torch.empty(n, channels, positions), torch.randn(n, channels, positions), torch.randn(channels, 1)
+    blocks = depthwise._channel_blocks(n, channels, positions, taps, x)
+
+    def passes():
+        for first, last in blocks:
+            for _ in range(taps):
+                y[:, first:last].addcmul_(source[:, first:last], weights[first:last])
+    return f"{taps} multiply-add passes", passes
+
+
+def run_floor_table(repeats):
+    print(f"\n{'layer (forward)':40s} {'floor':26s} {'torch ms':>9s} {'ours ms':>9s} {'floor ms':>9s} {'floor/torch':>11s} {'ours/floor':>10s}")
+    for name, input_shape, weight_shape, kwargs in FLOOR_LAYERS:
+        x, w = torch.randn(input_shape), torch.randn(weight_shape)
+        what, floor = floor_work(x, w, kwargs.get("groups", 1), tiny=math.prod(input_shape) < 100)
+        median = medians_in_turns({
+            "torch": lambda: torch_F.conv2d(x, w, **kwargs), "ours": lambda: ours_F.conv2d(x, w, **kwargs), "floor": floor,
+        }, repeats, warmups=3)
+        print(f"{name:40s} {what:26s} {median['torch']:9.3f} {median['ours']:9.3f} {median['floor']:9.3f} "
+              f"{median['floor'] / median['torch']:11.2f} {median['ours'] / median['floor']:10.2f}")
+
+
 def run_network_table(device, dtype, repeats, only=""):
     print(f"\n{'network':34s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>10s} {'self-vs-self':>12s}")
     network_ratios = []
@@ -325,18 +381,21 @@ def main(argv=None):
     parser.add_argument("--out", default="", help="folder for results.json / results.csv / ratios.png (default: none written)")
     parser.add_argument("--compile", action="store_true", help="also time whole models eager vs torch.compile")
     parser.add_argument("--networks", action="store_true", help="also time converted resnet18/vgg11/mobilenet_v2 and LeNet-5 against torch.nn")
-    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer table (to run only --compile or --networks)")
+    parser.add_argument("--floors", action="store_true", help="also time a few layers' forward floors (CPU) beside ours and torch's")
+    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer table (to run only --compile, --networks or --floors)")
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error(f"--threads must be non-negative, got {args.threads}")
     if args.repeats < 1:
         parser.error(f"--repeats must be positive, got {args.repeats}")
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if args.floors and device.type != "cpu":
+        parser.error("--floors times the CPU engine's floors: it runs with --device cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this torch sees no CUDA device (torch.cuda.is_available() is False)")
     available = GPU_CASES if device.type == "cuda" else CPU_CASES
-    if args.no_layers and not (args.compile or args.networks):
-        parser.error("--no-layers leaves nothing to run without --compile or --networks")
+    if args.no_layers and not (args.compile or args.networks or args.floors):
+        parser.error("--no-layers leaves nothing to run without --compile, --networks or --floors")
     cases = [] if args.no_layers else [c for c in available if named(args.only, c.name)]
     if not cases and not args.no_layers:
         parser.error(f"--only {args.only!r} matches no {device.type} case; the cases are: " + "; ".join(c.name for c in available))
@@ -359,6 +418,9 @@ def main(argv=None):
     if args.networks:
         with torchconv_impl.use_backend(args.backend):
             run_network_table(device, dtype, max(args.repeats, 7), args.only)
+    if args.floors:
+        with torchconv_impl.use_backend("cpu"):
+            run_floor_table(max(args.repeats, 7))
 
 
 def run_layer_table(cases, args, device, dtype, time_ms, meta):

@@ -87,7 +87,23 @@ def test_bench_bad_case_and_backend():
     done = run("bench.py", "--backend", "cuda")
     assert_one_line_error(done, "bench.py", r"argument --backend: invalid choice: 'cuda' \(choose from .*'reference', 'cpu', 'triton'\)")
     done = run("bench.py", "--no-layers")
-    assert_one_line_error(done, "bench.py", "--no-layers leaves nothing to run without --compile or --networks")
+    assert_one_line_error(done, "bench.py", "--no-layers leaves nothing to run without --compile, --networks or --floors")
+    done = run("bench.py", "--floors", "--device", "cuda")
+    assert_one_line_error(done, "bench.py", "--floors times the CPU engine's floors: it runs with --device cpu")
+
+
+def test_bench_floors_table():
+    """Each floor layer printed once, with its kind of floor and five positive figures."""
+    done = run("bench.py", "--floors", "--no-layers", "--repeats", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    header = next(i for i, line in enumerate(done.stdout.splitlines()) if line.startswith("layer (forward)"))
+    rows = done.stdout.splitlines()[header + 1:]
+    assert [row.split("  ")[0] for row in rows] == [
+        "resnet18 3×3 64→64 28² b8", "LeNet C3 6→16 5×5 14² b64", "mobilenet_v2 depthwise 3×3 144ch 28² b8",
+        "mobilenet_v2 depthwise 3×3 960ch 4² b8", "1×1 2→2 4² b2 (a call's own cost)",
+    ], done.stdout
+    for row, what in zip(rows, ["one BLAS product", "one BLAS product", "9 multiply-add passes", "9 multiply-add passes", "the engine's function"]):
+        assert what in row and all(float(figure) > 0 for figure in row.split()[-5:]), row
 
 
 def test_bench_only_matches_any_case(tmp_path):
