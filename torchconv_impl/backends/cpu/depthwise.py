@@ -145,10 +145,11 @@ def weight_grad(input, grad_output, kernel_size, padding, dilation):
         for j, shift in enumerate(shifts):
             lo = max(start, -shift)
             hi = max(lo, min(stop, length - shift))
-            products[:, :lo - start].zero_()
-            products[:, hi - start:].zero_()
-            torch.mul(delta[:, lo:hi], x[:, lo + shift:hi + shift], out=products[:, lo - start:hi - start])
-            torch.sum(products, 0, out=sums[j])
+            if lo > start or hi < stop:  # positions whose read leaves the sample's row have no term
+                sums[j].zero_()
+            product = products[:, :hi - lo]
+            torch.mul(delta[:, lo:hi], x[:, lo + shift:hi + shift], out=product)
+            torch.sum(product, 0, out=sums[j, lo - start:hi - start])
         # (K, block, plane) @ (K, plane, 1): each offset's sums over its valid positions.
         per_offset = torch.bmm(sums.view(len(shifts), last - first, plane), valid.unsqueeze(-1))
         grad[first:last] = per_offset.squeeze(-1).t()
