@@ -50,6 +50,10 @@ Pointwise form (``_pointwise``): a 1×1 convolution with unit stride, no padding
 needs neither columns nor a channel-major copy — each sample's plane is already a (C, P)
 matrix, so y_n = W·x_n is one batched product written straight into the output, and likewise
 dX_n = Wᵀ·δ_n and dW = Σ_n δ_n·x_nᵀ.
+
+Flat depthwise form (``depthwise.py``): a depthwise convolution with unit stride and an output
+of the input's size is a stencil over the planes as they lie in memory, one masked multiply-add
+per kernel offset (its weight gradient for small planes; larger ones take the shifted form's).
 """
 from __future__ import annotations
 

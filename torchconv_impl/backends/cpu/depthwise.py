@@ -35,15 +35,14 @@ from ..._geometry import ConvGeometry, prod
 from ._strided import all_finite, plane_strides, scratch
 
 # The bytes of the planes one block of channels keeps in the core's cache (x, y and the masks):
-# measured on mobilenet_v2's 3×3 layers at b8, 2 MiB ran 10–40 % faster than 512 KiB (more,
-# shorter passes) and than the whole batch at once (passes from memory).
+# measured on mobilenet_v2's 3×3 layers at b8 (forward), 2 MiB ran 15–30 % faster than 512 KiB
+# (more, shorter passes) and up to 15 % faster than the whole batch at once (passes from memory).
 _BLOCK_BYTES = 2 << 20
-
 
 # The weight gradient's flat form makes two passes per offset (a product, then its sum over the
 # batch). The channel-major shifted form makes one BLAS product per offset, after copying x and
 # δ into that layout in runs of one plane row, which is costly for short rows: measured at b8,
-# the flat form ran 25–60 % faster at 4² and 7², 30–45 % slower from 14² on.
+# the flat form ran 5–60 % faster at 4² and 7², and took 1.4–1.8× the time from 14² on.
 _WEIGHT_GRAD_MAX_PLANE = 64
 
 
