@@ -260,6 +260,17 @@ def test_flat_depthwise_forward_fuses_relu(monkeypatch):
     assert chosen[0][2]
 
 
+def test_flat_depthwise_form_declines_a_larger_transposed_output(monkeypatch):
+    """A transposed convolution's output_padding (below the dilation at unit stride) makes x one
+    row and column larger than δ: padding and dilation alone would pass, the plane sizes differ,
+    so the computations with δ (its forward, the weight gradient) take another form."""
+    chosen = _flat_depthwise(monkeypatch, 2 << 20)
+    x, w, b = random((2, 3, 5, 6), torch.float64), random((3, 1, 3, 3), torch.float64), random((3,), torch.float64)
+    with backends.use_backend("cpu"):
+        check_op("conv_transpose2d", x, w, b, padding=2, dilation=2, output_padding=1, groups=3)
+    assert [result for _, _, result in chosen].count(False) == 2
+
+
 @pytest.mark.parametrize("special", ["inf input", "nan weight", "inf grad_output"])
 def test_flat_depthwise_form_declines_non_finite_values(special, monkeypatch):
     """The masks' zeros meet every element of x, W and δ (0·inf is NaN): with an inf or NaN in

@@ -272,18 +272,19 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
     """y[n, o, p] = Σ_{c, j} W[o, c, j] · x_pad[n, g·C/G + c, p·s + j·d] + b[o]   (correlation).
 
     As a matrix product per group g: y_g = W_g · cols_g (+ b_g), W_g as (O/G, C/G·K), or in the
-    pointwise or shifted form (see the module's notes); ``activation="relu"`` clamps y at 0 while copying it out (the epilogue a GPU kernel fuses).
+    pointwise, flat depthwise or shifted form (see the module's notes); ``activation="relu"``
+    clamps y at 0 while copying it out (the epilogue a GPU kernel fuses).
     """
     if _pointwise(weight.shape, geometry, input.shape[2:], input):
         return _conv_forward_pointwise(input, weight, bias, activation)
-    if depthwise.flat_form(weight.shape, input.shape[2:], geometry, input, weight):
+    output_size = geometry.output_size(input.shape[2:], weight.shape[2:])
+    if depthwise.flat_form(weight.shape, input.shape[2:], output_size, geometry, input, weight):
         return depthwise.stencil(input, weight, bias, geometry.padding, geometry.dilation, activation)
-    if _shift_form(input.shape[:2], weight.shape, input.shape[2:], geometry.output_size(input.shape[2:], weight.shape[2:]), geometry):
+    if _shift_form(input.shape[:2], weight.shape, input.shape[2:], output_size, geometry):
         return _conv_forward_shifted(input, weight, bias, geometry, activation)
     n, groups = input.shape[0], geometry.groups
     out_channels, kernel_size = weight.shape[0], weight.shape[2:]
     x_pad = _padded(input, geometry)
-    output_size = geometry.output_size(input.shape[2:], kernel_size)
     columns = _choose_columns(x_pad.shape[2:], output_size, geometry, out_channels // groups)
     w = weight.reshape(groups, out_channels // groups, -1)
     output = input.new_empty((n, out_channels, *output_size))
@@ -305,7 +306,7 @@ def conv_forward(input, weight, bias, geometry: ConvGeometry, activation=None):
 
 def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometry):
     """dX = δ ⋆ᵀ W, the transposed convolution, as the transpose of the forward's matrix form
-    (or in the pointwise, row or shifted form, see the module's notes).
+    (or in the pointwise, flat depthwise, row or shifted form, see the module's notes).
 
     The forward copied x into cols (im2col) and multiplied: y = W·cols. Backward runs it in
     reverse (seeds 001/003: the backward pass is the transposed matrix):
@@ -329,7 +330,7 @@ def conv_input_grad(grad_output, weight, input_size, bias, geometry: ConvGeometr
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input_size, geometry.padding)]
     if _pointwise(weight.shape, geometry, input_size, grad_output):
         grad = torch.bmm(_per_sample(weight.flatten(1).t(), n), grad_output.flatten(2)).view(n, in_channels, *input_size)
-    elif tuple(output_size) == tuple(input_size) and depthwise.flat_form(weight.shape, input_size, geometry, grad_output, weight):
+    elif depthwise.flat_form(weight.shape, input_size, output_size, geometry, grad_output, weight):
         grad = depthwise.input_grad(grad_output, weight, geometry.padding, geometry.dilation)
     elif _row_form(in_channels, out_channels, kernel_size, padded_size, output_size, grad_output, geometry) and all_finite(grad_output):
         grad = _interior(_conv_input_grad_by_rows(grad_output, weight, padded_size), input_size, geometry)
@@ -400,7 +401,7 @@ def conv_weight_grad(input, grad_output, kernel_size, geometry: ConvGeometry):
     if _pointwise((grad_output.shape[1], input.shape[1], *kernel_size), geometry, input.shape[2:], input, grad_output):
         return _conv_weight_grad_pointwise(input, grad_output)
     weight_shape = (grad_output.shape[1], input.shape[1] // groups, *kernel_size)
-    if depthwise.flat_weight_grad(weight_shape, input.shape[2:], geometry, input, grad_output):
+    if depthwise.flat_weight_grad(weight_shape, input.shape[2:], grad_output.shape[2:], geometry, input, grad_output):
         return depthwise.weight_grad(input, grad_output, kernel_size, geometry.padding, geometry.dilation)
     padded_size = [i + lo + hi for i, (lo, hi) in zip(input.shape[2:], geometry.padding)]
     if _row_form(input.shape[1], grad_output.shape[1], kernel_size, padded_size, grad_output.shape[2:], input, geometry):
@@ -436,11 +437,11 @@ def _shift_form(batch_and_channels, weight_shape, input_size, output_size, geome
     at most ``_SHIFT_OVERHEAD`` times the output. Backward passes name the operand that meets the
     gap columns' zeros (``gap_operand``), which must then be finite, as 0·inf would leak."""
     (n, in_channels), (out_channels, group_channels, *kernel_size) = batch_and_channels, weight_shape
-    depthwise = group_channels == 1 and geometry.groups > 1
-    if n == 0 or in_channels == 0 or out_channels == 0 or prod(output_size) == 0 or not (depthwise or group_channels >= _SHIFT_MIN_CHANNELS):
+    one_channel_groups = group_channels == 1 and geometry.groups > 1
+    if n == 0 or in_channels == 0 or out_channels == 0 or prod(output_size) == 0 or not (one_channel_groups or group_channels >= _SHIFT_MIN_CHANNELS):
         return False
     return (
-        (depthwise or prod(_phase_size(input_size, geometry)) <= _SHIFT_OVERHEAD * prod(output_size))
+        (one_channel_groups or prod(_phase_size(input_size, geometry)) <= _SHIFT_OVERHEAD * prod(output_size))
         and (gap_operand is None or all_finite(gap_operand))  # last: it reads the whole operand
     )
 
@@ -674,7 +675,7 @@ def _conv_weight_grad_pointwise(input, grad_output):
     are no larger than the planes they come from (O·C ≤ P·(O + C)), one batched product writes
     them and a sum adds them up, which ran 5–70 % faster on planes of 7² and more; where they
     are larger (many channels over small planes), one product per sample accumulates in place."""
-    n, out_channels, in_channels = input.shape[0], grad_output.shape[1], input.shape[1]
+    out_channels, in_channels = grad_output.shape[1], input.shape[1]
     deltas, xs = grad_output.flatten(2), input.flatten(2)
     if out_channels * in_channels <= xs.shape[2] * (out_channels + in_channels):
         grad = torch.bmm(deltas, xs.transpose(1, 2)).sum(0)

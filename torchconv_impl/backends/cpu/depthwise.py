@@ -46,20 +46,21 @@ _BLOCK_BYTES = 2 << 20
 _WEIGHT_GRAD_MAX_PLANE = 64
 
 
-def flat_weight_grad(weight_shape, input_size, geometry: ConvGeometry, *operands: torch.Tensor) -> bool:
+def flat_weight_grad(weight_shape, input_size, output_size, geometry: ConvGeometry, *operands: torch.Tensor) -> bool:
     """Whether the weight gradient runs in the flat form: planes of at most ``_WEIGHT_GRAD_MAX_PLANE`` positions."""
-    return prod(input_size) <= _WEIGHT_GRAD_MAX_PLANE and flat_form(weight_shape, input_size, geometry, *operands)
+    return prod(input_size) <= _WEIGHT_GRAD_MAX_PLANE and flat_form(weight_shape, input_size, output_size, geometry, *operands)
 
 
-def flat_form(weight_shape, input_size, geometry: ConvGeometry, *operands: torch.Tensor) -> bool:
+def flat_form(weight_shape, input_size, output_size, geometry: ConvGeometry, *operands: torch.Tensor) -> bool:
     """Whether this convolution runs as a flat-plane stencil: depthwise (one channel per group
-    in and out), unit stride, an output the input's size with a kernel offset over each output
-    position itself (σ = 0: padding a multiple of the dilation), a sample, a channel and a
-    position, and finite ``operands`` (the masks' zeros meet every element of x, δ and W)."""
+    in and out), unit stride, an output the input's size (δ's, in the input gradient: a
+    transposed convolution's output_padding may make x larger) with a kernel offset over each
+    output position itself (σ = 0: padding a multiple of the dilation), a sample, a channel and
+    a position, and finite ``operands`` (the masks' zeros meet every element of x, δ and W)."""
     out_channels, group_channels, *kernel_size = weight_shape
     return (
         group_channels == 1 and out_channels == geometry.groups and out_channels > 0 and prod(input_size) > 0
-        and all(s == 1 for s in geometry.stride)
+        and tuple(output_size) == tuple(input_size) and all(s == 1 for s in geometry.stride)
         and all(lo + hi == d * (k - 1) and lo % d == 0 for (lo, hi), d, k in zip(geometry.padding, geometry.dilation, kernel_size))
         and all(t.shape[0] > 0 for t in operands)
         and all(all_finite(t) for t in operands)  # last: each reads a whole operand
